@@ -1,0 +1,47 @@
+# One-command entry points. `make demo` and `make test` set everything up first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test check lint typecheck layers pytest bench autobahn clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml setup.py src/tether/protocol/_speedups.c
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/tether serve
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy --strict src
+
+layers: setup
+	$(BIN)/lint-imports
+
+pytest: setup
+	PYTHONASYNCIODEBUG=1 $(BIN)/python -m pytest -q -p no:cacheprovider
+
+check: lint typecheck layers
+
+test: check pytest
+
+bench: setup
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/run.py
+
+autobahn: setup
+	$(BIN)/python compliance/run.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info src/tether/protocol/*.so

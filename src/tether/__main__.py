@@ -1,0 +1,4 @@
+from .cli import main
+
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""asyncio runtime: connections, server and client over the sans-I/O engine."""
