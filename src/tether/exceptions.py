@@ -89,7 +89,16 @@ class InvalidHandshake(TetherError):
 
 
 class InvalidMessage(InvalidHandshake):
-    """A malformed HTTP message during the opening handshake."""
+    """A malformed HTTP message during the opening handshake.
+
+    Attributes:
+        status: the HTTP status a server should answer with (400 unless a more
+            precise one applies, e.g. 501 or 505).
+    """
+
+    def __init__(self, *args: object, status: int = 400) -> None:
+        super().__init__(*args)
+        self.status = status
 
 
 class InvalidHeader(InvalidHandshake):
@@ -224,7 +233,16 @@ class PayloadTooBig(ProtocolError):
 
 
 class SecurityError(InvalidHandshake):
-    """A handshake limit was exceeded (line length, header count, body size)."""
+    """A handshake limit was exceeded (line length, header count, body size).
+
+    Attributes:
+        status: the HTTP status a server should answer with (413, 414 or 431; 400
+            when no more precise status applies).
+    """
+
+    def __init__(self, *args: object, status: int = 400) -> None:
+        super().__init__(*args)
+        self.status = status
 
 
 class ConnectionClosed(TetherError):
