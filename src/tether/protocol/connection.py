@@ -251,6 +251,25 @@ class Protocol:
         """Queue a binary frame; see :meth:`send_text` for ``fin``."""
         self._send_data(_OP_BINARY, data, fin)
 
+    def send_prepared(self, frame: bytes) -> None:
+        """Queue a complete unmasked frame built once for many connections.
+
+        Only for a server connection without extensions, outside a fragmented message;
+        :meth:`can_send_prepared` tells. See :func:`tether.asyncio.server.broadcast`.
+        """
+        if not self.can_send_prepared():
+            raise InvalidState("cannot send a prepared frame on this connection")
+        self._out.append(frame)
+
+    def can_send_prepared(self) -> bool:
+        """Tell whether :meth:`send_prepared` may be used now."""
+        return (
+            self.side is Side.SERVER
+            and self._ext is None
+            and self.state is State.OPEN
+            and not self._sending_message
+        )
+
     def send_continuation(self, data: bytes | bytearray | memoryview, fin: bool) -> None:
         """Queue a continuation frame of a fragmented message."""
         if not self._sending_message:

@@ -17,6 +17,7 @@ __all__ = [
     "Frame",
     "Opcode",
     "serialize_header",
+    "serialize_unmasked",
 ]
 
 
@@ -87,3 +88,8 @@ def serialize_header(first_byte: int, length: int, mask: bytes | None) -> bytes:
     if mask is not None:
         return header + mask
     return header
+
+
+def serialize_unmasked(opcode: int, payload: bytes) -> bytes:
+    """Build a complete, final, unmasked frame (what a server sends)."""
+    return serialize_header(0x80 | opcode, len(payload), None) + payload
