@@ -598,8 +598,9 @@ class Protocol:
         if self._msg_compressed:
             assert self._ext is not None
             remaining = None if max_size is None else max_size - self._msg_size
+            first = self._msg_frames == 1
             frame = self._ext.decode(
-                Frame(self._msg_opcode if self._msg_frames == 1 else _OP_CONT, payload, bool(fin)),
+                Frame(self._msg_opcode if first else _OP_CONT, payload, bool(fin), rsv1=first),
                 max_size=remaining,
             )
             payload = frame.data

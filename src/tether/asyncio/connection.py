@@ -1,0 +1,752 @@
+"""A WebSocket connection over asyncio, driving the sans-I/O :class:`Protocol`.
+
+The connection is an :class:`asyncio.BufferedProtocol`. Reads land in one buffer shared by
+every connection of the thread (or in the connection's own buffer while a frame is
+incomplete), every complete frame of a read is parsed in one pass, and whole messages wait
+in a bounded queue. A :meth:`Connection.recv` that finds a message queued returns without
+suspending; a :meth:`Connection.send` below the write limit does not suspend either: frames
+are appended to the protocol's output and written with one ``transport.write`` per event
+loop turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import threading
+import weakref
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, Mapping, Sequence
+from typing import Any
+
+from ..exceptions import (
+    ConcurrencyError,
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidState,
+)
+from ..protocol.close import CloseCode
+from ..protocol.connection import Protocol, Side, State
+from ..protocol.frames import Frame, Opcode
+from ..protocol.headers import Headers
+from ..types import Data, DataLike, Subprotocol
+from .events import EventListener
+
+
+__all__ = ["Connection", "Receiver", "Sender"]
+
+logger = logging.getLogger("tether")
+
+_OP_PING = Opcode.PING.value
+_OP_PONG = Opcode.PONG.value
+_OP_CLOSE = Opcode.CLOSE.value
+
+# Size of the per-thread read buffer shared by all connections.
+_SHARED_BUFFER_SIZE = 256 * 1024
+_local = threading.local()
+
+
+def _shared_buffer() -> memoryview:
+    view: memoryview | None = getattr(_local, "view", None)
+    if view is None:
+        view = _local.view = memoryview(bytearray(_SHARED_BUFFER_SIZE))
+    return view
+
+
+class _PeerInfo:
+    """What a server knows about the client (see :class:`tether.types.PeerInfo`)."""
+
+    __slots__ = ("headers", "path", "query", "remote_address")
+
+    def __init__(self, path: str, query: str, headers: Mapping[str, str], remote: Any) -> None:
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.remote_address = remote
+
+
+class Connection(asyncio.BufferedProtocol):
+    """A WebSocket connection, client or server side, after the opening handshake.
+
+    Don't create it directly: :func:`tether.asyncio.serve` and
+    :func:`tether.asyncio.connect` do.
+
+    Iterate on it to receive messages until the connection closes normally::
+
+        async for message in ws:
+            await ws.send(message)
+
+    Args:
+        protocol: the sans-I/O engine.
+        ping_interval: seconds of silence from the peer before a keepalive ping;
+            ``None`` disables keepalive.
+        ping_timeout: seconds to wait for the answer to a keepalive ping before failing
+            the connection with 1011; ``None`` disables the timeout.
+        close_timeout: seconds to wait for the closing handshake and TCP close.
+        max_queue: high-water mark of the receive queue in bytes, or a
+            ``(high, low)`` pair; reading from the socket pauses above ``high`` and
+            resumes below ``low`` (``high // 4`` by default).
+        write_limit: high-water mark of the write buffer in bytes, or a ``(high, low)``
+            pair; :meth:`send` waits for the buffer to drain above it.
+        listeners: observability hooks, called in order.
+    """
+
+    def __init__(
+        self,
+        protocol: Protocol,
+        *,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        close_timeout: float = 10.0,
+        max_queue: int | tuple[int, int] = 1024 * 1024,
+        write_limit: int | tuple[int, int] = 64 * 1024,
+        listeners: Sequence[EventListener] = (),
+    ) -> None:
+        self.protocol = protocol
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        if isinstance(max_queue, int):
+            max_queue = (max_queue, max_queue // 4)
+        self.max_queue_high, self.max_queue_low = max_queue
+        if isinstance(write_limit, int):
+            write_limit = (write_limit, write_limit // 4)
+        self.write_limit_high, self.write_limit_low = write_limit
+        self.listeners = list(listeners)
+
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.subprotocol: Subprotocol | None = None
+        """The negotiated subprotocol, or ``None``."""
+        self.request_headers: Headers | None = None
+        """Headers of the opening handshake request."""
+        self.response_headers: Headers | None = None
+        """Headers of the opening handshake response."""
+        self.path = "/"
+        """Path of the opening handshake request."""
+        self.query = ""
+        """Query string of the opening handshake request."""
+        self.remote_address: Any = None
+        """The peer's address, as the socket reports it."""
+        self.latency = 0.0
+        """Round-trip time of the last answered ping, in seconds."""
+
+        # Receive side.
+        self._messages: collections.deque[Data] = collections.deque()
+        self._queued_bytes = 0
+        self._recv_waiter: asyncio.Future[None] | None = None
+        self._reading_paused = False
+        self._own_buffer = False
+
+        # Send side.
+        self._flush_handle: asyncio.Handle | None = None
+        self._writing_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._pending_out = 0
+        self._fragment_lock: asyncio.Lock | None = None
+
+        # Pings: payload -> (future, time sent).
+        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
+        self._keepalive_ping: bytes | None = None
+        self._keepalive_sent = 0.0
+        self._last_recv = 0.0
+
+        # Closing.
+        self._closed: asyncio.Future[None] = self.loop.create_future()
+        self._close_exc: ConnectionClosed | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._failure_reason: str | None = None
+        self._halves_open = 0
+
+    # Properties
+
+    @property
+    def state(self) -> State:
+        """The connection's state."""
+        return self.protocol.state
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code received, 1006 after an abnormal closure, ``None`` while open."""
+        if self._close_exc is None:
+            return None
+        return self._close_exc.code
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason received, "" if none, ``None`` while open."""
+        if self._close_exc is None:
+            return None
+        return self._close_exc.reason
+
+    @property
+    def closed(self) -> bool:
+        """Whether the TCP connection is closed."""
+        return self._closed.done()
+
+    @property
+    def peer(self) -> _PeerInfo:
+        """The peer's handshake and address (implements :class:`tether.types.PeerInfo`)."""
+        headers: Mapping[str, str] = self.request_headers or Headers()
+        return _PeerInfo(self.path, self.query, headers, self.remote_address)
+
+    # Receiving
+
+    async def recv(self) -> Data:
+        """Receive the next message.
+
+        Returns:
+            :class:`str` for a text message, :class:`bytes` for a binary message.
+
+        Raises:
+            ConnectionClosed: the connection is closed and no message is left.
+            ConcurrencyError: another coroutine is already waiting in :meth:`recv`.
+        """
+        messages = self._messages
+        while not messages:
+            if self._close_exc is not None or self._closed.done():
+                raise self._closed_error()
+            if self._recv_waiter is not None:
+                raise ConcurrencyError("another coroutine is already waiting for a message")
+            waiter = self._recv_waiter = self.loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._recv_waiter = None
+        message = messages.popleft()
+        self._queued_bytes -= len(message)
+        if self._reading_paused and self._queued_bytes <= self.max_queue_low:
+            self._reading_paused = False
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
+        return message
+
+    def __aiter__(self) -> AsyncIterator[Data]:
+        return self
+
+    async def __anext__(self) -> Data:
+        try:
+            return await self.recv()
+        except ConnectionClosedOK:
+            raise StopAsyncIteration from None
+
+    # Sending
+
+    async def send(self, message: DataLike | Iterable[DataLike] | AsyncIterable[DataLike]) -> None:
+        """Send a message.
+
+        A :class:`str` is sent as a text message, a bytes-like object as binary. An
+        iterable or async iterable of them is sent as one fragmented message, one frame
+        per item (all items must be of the same kind).
+
+        Raises:
+            ConnectionClosed: the connection is closed.
+        """
+        if self._fragment_lock is not None and self._fragment_lock.locked():
+            async with self._fragment_lock:
+                pass
+        protocol = self.protocol
+        if protocol.state is not State.OPEN:
+            raise self._closed_error()
+        if isinstance(message, str):
+            protocol.send_text(message)
+        elif isinstance(message, (bytes, bytearray, memoryview)):
+            protocol.send_binary(message)
+        elif isinstance(message, AsyncIterable) or isinstance(message, Iterable):
+            await self._send_fragments(message)
+            return
+        else:
+            raise TypeError(f"message must be str or bytes-like, not {type(message).__name__}")
+        if self.listeners:
+            for listener in self.listeners:
+                listener.message_sent(self, message)
+        self._schedule_flush(len(message))
+        if self._writing_paused:
+            await self._wait_drain()
+
+    async def _send_fragments(self, chunks: Iterable[DataLike] | AsyncIterable[DataLike]) -> None:
+        if self._fragment_lock is None:
+            self._fragment_lock = asyncio.Lock()
+        async with self._fragment_lock:
+            first = True
+            text = False
+            if isinstance(chunks, AsyncIterable):
+                async for chunk in chunks:
+                    text = await self._send_fragment(chunk, first, text)
+                    first = False
+            else:
+                for chunk in chunks:
+                    text = await self._send_fragment(chunk, first, text)
+                    first = False
+            if first:
+                raise TypeError("cannot send an empty fragmented message")
+            if self.protocol.state is not State.OPEN:
+                raise self._closed_error()
+            self.protocol.send_continuation(b"", fin=True)
+            self._flush()
+
+    async def _send_fragment(self, chunk: DataLike, first: bool, text: bool) -> bool:
+        protocol = self.protocol
+        if protocol.state is not State.OPEN:
+            raise self._closed_error()
+        is_text = isinstance(chunk, str)
+        if not is_text and not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise TypeError(f"fragment must be str or bytes-like, not {type(chunk).__name__}")
+        if first:
+            if is_text:
+                protocol.send_text(chunk, fin=False)  # type: ignore[arg-type]
+            else:
+                protocol.send_binary(chunk, fin=False)  # type: ignore[arg-type]
+        else:
+            if is_text != text:
+                # The message is left unfinished: the connection can't continue it.
+                protocol.fail(CloseCode.INTERNAL_ERROR, "mixed fragment types")
+                self._flush()
+                raise TypeError("all fragments must be of the same type")
+            data = chunk.encode() if isinstance(chunk, str) else chunk
+            protocol.send_continuation(data, fin=False)
+        self._flush()
+        if self._writing_paused:
+            await self._wait_drain()
+        return is_text
+
+    async def ping(self, data: DataLike | None = None) -> Awaitable[float]:
+        """Send a ping; return an awaitable that gives the round-trip time on the pong.
+
+        Args:
+            data: payload (at most 125 bytes); random 4 bytes when ``None``.
+
+        Raises:
+            ConnectionClosed: the connection is closed.
+        """
+        if isinstance(data, str):
+            payload = data.encode()
+        elif data is None:
+            payload = os.urandom(4)
+            while payload in self._pings:  # pragma: no cover - 2**-32 chance
+                payload = os.urandom(4)
+        else:
+            payload = bytes(data)
+        if payload in self._pings:
+            raise ConcurrencyError("already waiting for a pong with the same data")
+        if self.protocol.state is not State.OPEN:
+            raise self._closed_error()
+        self.protocol.send_ping(payload)
+        waiter: asyncio.Future[float] = self.loop.create_future()
+        self._pings[payload] = (waiter, self.loop.time())
+        self._flush()
+        return waiter
+
+    async def pong(self, data: DataLike = b"") -> None:
+        """Send an unsolicited pong (a unidirectional heartbeat)."""
+        if self.protocol.state is not State.OPEN:
+            raise self._closed_error()
+        self.protocol.send_pong(data.encode() if isinstance(data, str) else bytes(data))
+        self._flush()
+
+    # Closing
+
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Perform the closing handshake, then close the TCP connection.
+
+        Waits at most :attr:`close_timeout` for the peer, then aborts the connection.
+        Calling it on a closed connection does nothing.
+        """
+        if self.protocol.state is State.OPEN:
+            self.protocol.send_close(code, reason)
+            for listener in self.listeners:
+                listener.closing(self, code, reason)
+            self._flush()
+        await self._wait_for_close()
+
+    async def wait_closed(self) -> None:
+        """Wait until the TCP connection is closed."""
+        await asyncio.shield(self._closed)
+
+    def split(self) -> tuple[Sender, Receiver]:
+        """Split into a sending half and a receiving half, for two independent tasks.
+
+        The connection closes when both halves are closed, or when either closes it
+        explicitly with a code.
+        """
+        self._halves_open = 2
+        return Sender(self), Receiver(self)
+
+    async def _wait_for_close(self) -> None:
+        if self._closed.done():
+            return
+        try:
+            async with asyncio.timeout(self.close_timeout):
+                await asyncio.shield(self._closed)
+        except TimeoutError:
+            if self.transport is not None:
+                self.transport.abort()
+            await asyncio.shield(self._closed)
+
+    def _closed_error(self) -> ConnectionClosed:
+        if self._close_exc is not None:
+            return self._close_exc
+        protocol = self.protocol
+        rcvd, sent = protocol.close_rcvd, protocol.close_sent
+        ok = (
+            rcvd is not None
+            and sent is not None
+            and rcvd.code in (1000, 1001)
+            and sent.code in (1000, 1001)
+        )
+        cls = ConnectionClosedOK if ok else ConnectionClosedError
+        exc = cls(rcvd, sent, protocol.close_rcvd_then_sent)
+        if protocol.failure is not None:
+            exc.__cause__ = protocol.failure
+        return exc
+
+    # asyncio.BufferedProtocol callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(self.write_limit_high, self.write_limit_low)
+        self.remote_address = transport.get_extra_info("peername")
+        self._last_recv = self.loop.time()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        view = self.protocol.get_buffer(sizehint)
+        if view is None:
+            self._own_buffer = False
+            return _shared_buffer()
+        self._own_buffer = True
+        return view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        protocol = self.protocol
+        if self._own_buffer:
+            protocol.buffer_updated(nbytes)
+        else:
+            protocol.receive_data(_shared_buffer()[:nbytes])
+        self._last_recv = self.loop.time()
+        self._process_events()
+
+    def eof_received(self) -> bool | None:
+        self.protocol.receive_eof()
+        self._process_events()
+        # Returning a false value closes the transport.
+        return None
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        protocol = self.protocol
+        if protocol.state is not State.CLOSED:
+            protocol.receive_eof()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        _keepalive_wheel(self.loop).discard(self)
+        close_exc = self._close_exc = self._closed_error()
+        if exc is not None and close_exc.__cause__ is None:
+            close_exc.__cause__ = exc
+        waiter = self._recv_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        drain = self._drain_waiter
+        if drain is not None and not drain.done():
+            drain.set_exception(close_exc)
+            drain.exception()  # Mark it retrieved: nobody may be waiting any more.
+        for ping_waiter, _ in self._pings.values():
+            if not ping_waiter.done():
+                ping_waiter.set_exception(close_exc)
+                ping_waiter.exception()
+        self._pings.clear()
+        if not self._closed.done():
+            self._closed.set_result(None)
+        for listener in self.listeners:
+            if isinstance(close_exc, ConnectionClosedOK):
+                listener.closed(self, close_exc)
+            else:
+                listener.failed(self, close_exc)
+
+    # Private
+
+    def _start(self) -> None:
+        """Called once the handshake is done: start keepalive, notify listeners."""
+        if self.ping_interval is not None:
+            _keepalive_wheel(self.loop).add(self)
+        for listener in self.listeners:
+            listener.opened(self)
+
+    def _process_events(self) -> None:
+        protocol = self.protocol
+        events = protocol.events_received()
+        if events:
+            messages = self._messages
+            listeners = self.listeners
+            for event in events:
+                if type(event) is bytes or type(event) is str:
+                    messages.append(event)
+                    self._queued_bytes += len(event)
+                    if listeners:
+                        for listener in listeners:
+                            listener.message_received(self, event)
+                else:
+                    assert isinstance(event, Frame)
+                    self._control_frame(event)
+            if self._queued_bytes > self.max_queue_high and not self._reading_paused:
+                self._reading_paused = True
+                if self.transport is not None:
+                    self.transport.pause_reading()
+            waiter = self._recv_waiter
+            if waiter is not None and not waiter.done() and messages:
+                waiter.set_result(None)
+        if protocol.has_data_to_send() or protocol.close_transport:
+            self._flush()
+
+    def _control_frame(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        if opcode == _OP_PONG:
+            self._pong_received(frame.data)
+            for listener in self.listeners:
+                listener.pong_received(self, frame.data)
+        elif opcode == _OP_PING:
+            for listener in self.listeners:
+                listener.ping_received(self, frame.data)
+        elif opcode == _OP_CLOSE:
+            close = self.protocol.close_rcvd
+            assert close is not None
+            for listener in self.listeners:
+                listener.closing(self, close.code, close.reason)
+            # A client waits for the server to close TCP (RFC 6455 section 7.1.1), but
+            # not forever.
+            if self.protocol.side is Side.CLIENT and self._close_timer is None:
+                self._close_timer = self.loop.call_later(self.close_timeout, self._abort)
+            # Wake a receiver: no more messages will come.
+            waiter = self._recv_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    def _pong_received(self, data: bytes) -> None:
+        now = self.loop.time()
+        if data == self._keepalive_ping:
+            self.latency = now - self._keepalive_sent
+            self._keepalive_ping = None
+        if not self._pings:
+            return
+        # A pong acknowledges the ping with the same payload and every earlier one
+        # (RFC 6455 section 5.5.3 allows answering only the latest ping).
+        if data not in self._pings:
+            return
+        for payload in list(self._pings):
+            waiter, sent = self._pings.pop(payload)
+            if not waiter.done():
+                waiter.set_result(now - sent)
+            if payload == data:
+                self.latency = now - sent
+                break
+
+    def _schedule_flush(self, size: int) -> None:
+        """Write queued frames at the end of this loop turn, or now if there's a lot."""
+        self._pending_out += size
+        if self._pending_out >= self.write_limit_high:
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        handle = self._flush_handle
+        if handle is not None:
+            handle.cancel()
+            self._flush_handle = None
+        self._pending_out = 0
+        transport = self.transport
+        out = self.protocol.data_to_send()
+        if transport is None or transport.is_closing():
+            return
+        if out:
+            if len(out) == 1:
+                transport.write(out[0])
+            elif len(out) <= 64:
+                transport.write(b"".join(out))
+            else:
+                for chunk in out:
+                    transport.write(chunk)
+        if self.protocol.close_transport:
+            # close() lets the transport write what is buffered first.
+            transport.close()
+
+    async def _wait_drain(self) -> None:
+        while self._writing_paused:
+            if self._closed.done():
+                raise self._closed_error()
+            waiter = self._drain_waiter
+            if waiter is None or waiter.done():
+                waiter = self._drain_waiter = self.loop.create_future()
+            await asyncio.shield(waiter)
+
+    def _abort(self) -> None:
+        self._close_timer = None
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _keepalive_tick(self, now: float) -> None:
+        """Called by the keepalive wheel; sends a ping or detects a dead peer."""
+        if self.protocol.state is not State.OPEN:
+            return
+        if self._keepalive_ping is not None:
+            timeout = self.ping_timeout
+            if (
+                timeout is not None
+                and self._last_recv < self._keepalive_sent
+                and now - self._keepalive_sent >= timeout
+                and not self._reading_paused
+            ):
+                self._failure_reason = "keepalive ping timeout"
+                logger.info("! keepalive ping timeout on %s", self.remote_address)
+                self.protocol.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+                self._flush()
+                if self.transport is not None:
+                    self.transport.abort()
+            return
+        interval = self.ping_interval
+        if interval is not None and now - self._last_recv >= interval:
+            payload = os.urandom(4)
+            self._keepalive_ping = payload
+            self._keepalive_sent = now
+            self.protocol.send_ping(payload)
+            self._flush()
+
+    # Split halves bookkeeping
+
+    async def _half_closed(self) -> None:
+        self._halves_open -= 1
+        if self._halves_open <= 0:
+            await self.close()
+
+
+class Sender:
+    """The sending half of a connection (see :meth:`Connection.split`)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._closed = False
+
+    async def send(self, message: DataLike | Iterable[DataLike] | AsyncIterable[DataLike]) -> None:
+        """Send a message (see :meth:`Connection.send`)."""
+        if self._closed:
+            raise InvalidState("the sending half is closed")
+        await self.connection.send(message)
+
+    async def ping(self, data: DataLike | None = None) -> Awaitable[float]:
+        """Send a ping (see :meth:`Connection.ping`)."""
+        return await self.connection.ping(data)
+
+    async def close(self) -> None:
+        """Close this half; the connection closes once the other half is closed too."""
+        if not self._closed:
+            self._closed = True
+            await self.connection._half_closed()
+
+    async def __aenter__(self) -> Sender:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+class Receiver:
+    """The receiving half of a connection (see :meth:`Connection.split`)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._closed = False
+
+    async def recv(self) -> Data:
+        """Receive a message (see :meth:`Connection.recv`)."""
+        if self._closed:
+            raise InvalidState("the receiving half is closed")
+        return await self.connection.recv()
+
+    def __aiter__(self) -> AsyncIterator[Data]:
+        return self
+
+    async def __anext__(self) -> Data:
+        if self._closed:
+            raise StopAsyncIteration
+        return await self.connection.__anext__()
+
+    async def close(self) -> None:
+        """Close this half; the connection closes once the other half is closed too."""
+        if not self._closed:
+            self._closed = True
+            await self.connection._half_closed()
+
+    async def __aenter__(self) -> Receiver:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+class _KeepaliveWheel:
+    """One timer per event loop drives keepalive for every connection on it.
+
+    Idle connections cost no task and no timer handle of their own.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+        self.handle: asyncio.TimerHandle | None = None
+        self.period = 1.0
+
+    def add(self, connection: Connection) -> None:
+        self.connections.add(connection)
+        candidates = [self.period]
+        if connection.ping_interval is not None:
+            candidates.append(connection.ping_interval / 4)
+        if connection.ping_timeout is not None:
+            candidates.append(connection.ping_timeout / 4)
+        period = max(0.005, min(candidates))
+        if self.handle is None or period < self.period:
+            self.period = period
+            if self.handle is not None:
+                self.handle.cancel()
+            self.handle = self.loop.call_later(self.period, self.tick)
+
+    def discard(self, connection: Connection) -> None:
+        self.connections.discard(connection)
+
+    def tick(self) -> None:
+        self.handle = None
+        if not self.connections:
+            self.period = 1.0
+            return
+        now = self.loop.time()
+        for connection in list(self.connections):
+            try:
+                connection._keepalive_tick(now)
+            except Exception:  # pragma: no cover - defensive: one bad connection
+                logger.exception("keepalive failed")
+        self.handle = self.loop.call_later(self.period, self.tick)
+
+
+_wheels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _KeepaliveWheel] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _keepalive_wheel(loop: asyncio.AbstractEventLoop) -> _KeepaliveWheel:
+    wheel = _wheels.get(loop)
+    if wheel is None:
+        wheel = _wheels[loop] = _KeepaliveWheel(loop)
+    return wheel

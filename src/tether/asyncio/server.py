@@ -1,0 +1,631 @@
+"""The asyncio WebSocket server: :func:`serve`, :class:`Server`, :class:`ServerConnection`.
+
+One task per connection runs the opening handshake and then the application's handler.
+The handshake can be refused before the upgrade by a ``process_request`` hook (any HTTP
+status), plain HTTP requests on the same port go to an ``http_handler``, and sockets
+accepted elsewhere can be handed over with :meth:`Server.handle_socket`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl as ssl_module
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypeAlias
+
+from ..exceptions import ConnectionClosed, InvalidMessage, RejectHandshake, SecurityError
+from ..protocol.close import CloseCode
+from ..protocol.connection import SERVER, Protocol, State
+from ..protocol.extensions.base import ServerExtensionFactory
+from ..protocol.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from ..protocol.frames import Opcode, serialize_unmasked
+from ..protocol.handshake import reject, server_handshake
+from ..protocol.http11 import Request, RequestParser, Response
+from ..protocol.limits import Limits
+from ..types import Origin, Subprotocol
+from .connection import Connection, _shared_buffer
+from .events import EventListener
+
+
+__all__ = [
+    "broadcast",
+    "Handler",
+    "HTTPHandler",
+    "ProcessRequest",
+    "Server",
+    "ServerConnection",
+    "peek_request",
+    "serve",
+]
+
+logger = logging.getLogger("tether.server")
+
+Handler: TypeAlias = Callable[["ServerConnection"], Awaitable[None]]
+"""A coroutine function run once per WebSocket connection."""
+
+ProcessRequest: TypeAlias = Callable[
+    ["ServerConnection", Request], "Response | Awaitable[Response | None] | None"
+]
+"""A hook run before the upgrade; returning a :class:`Response` refuses it."""
+
+HTTPHandler: TypeAlias = Callable[[Request], "Response | Awaitable[Response]"]
+"""Answers plain HTTP requests that arrive on the WebSocket port."""
+
+
+class ServerConnection(Connection):
+    """A server-side connection: runs the handshake, then the handler.
+
+    Attributes:
+        request: the opening handshake request, once received.
+        response: the handshake response sent, once sent.
+        server: the :class:`Server` this connection belongs to.
+    """
+
+    def __init__(self, server: Server) -> None:
+        options = server.options
+        super().__init__(
+            Protocol(SERVER, state=State.CONNECTING, limits=options.limits),
+            ping_interval=options.ping_interval,
+            ping_timeout=options.ping_timeout,
+            close_timeout=options.close_timeout,
+            max_queue=options.max_queue,
+            write_limit=options.write_limit,
+            listeners=options.listeners,
+        )
+        self.server = server
+        self.request: Request | None = None
+        self.response: Response | None = None
+        self._parser: RequestParser | None = RequestParser(options.limits)
+        self._request_waiter: asyncio.Future[Request] = self.loop.create_future()
+        self._initial_data = b""
+        self._task: asyncio.Task[None] | None = None
+
+    # Handshake phase: bytes go to the HTTP parser until the request is complete.
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.server._register(self)
+        self._task = self.loop.create_task(self._run())
+        if self._initial_data:
+            data, self._initial_data = self._initial_data, b""
+            self._feed_handshake(data)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._parser is not None:
+            return _shared_buffer()
+        return super().get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._parser is not None:
+            self._feed_handshake(bytes(_shared_buffer()[:nbytes]))
+        else:
+            super().buffer_updated(nbytes)
+
+    def eof_received(self) -> bool | None:
+        if self._parser is not None:
+            self._parser = None
+            if not self._request_waiter.done():
+                self._request_waiter.set_exception(EOFError("connection closed during handshake"))
+            return None
+        return super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._request_waiter.done():
+            self._request_waiter.set_exception(EOFError("connection lost during handshake"))
+        super().connection_lost(exc)
+        self.server._unregister(self)
+
+    def _feed_handshake(self, data: bytes) -> None:
+        parser = self._parser
+        assert parser is not None
+        try:
+            request = parser.feed(data)
+        except (InvalidMessage, SecurityError) as exc:
+            self._parser = None
+            if not self._request_waiter.done():
+                self._request_waiter.set_exception(exc)
+            return
+        if request is not None:
+            self._parser = None
+            self.transport.pause_reading()  # type: ignore[union-attr]
+            self._initial_data = parser.leftover
+            self._request_waiter.set_result(request)
+
+    async def _run(self) -> None:
+        """Handshake, handler, close: every exit path ends the connection once."""
+        server = self.server
+        options = server.options
+        try:
+            try:
+                async with asyncio.timeout(options.open_timeout):
+                    request = await self._request_waiter
+            except (InvalidMessage, SecurityError) as exc:
+                status = getattr(exc, "status", 400)
+                self._send_response(reject(status, f"{exc}\n"))
+                return
+            except (EOFError, TimeoutError):
+                self._abort_handshake()
+                return
+            self.request = request
+            if not _is_upgrade(request):
+                await self._handle_http(request)
+                return
+            handler = await self._handshake(request)
+            if handler is None:
+                return
+            await self._run_handler(handler)
+        except asyncio.CancelledError:
+            if self.transport is not None:
+                self.transport.abort()
+            raise
+        except Exception:  # pragma: no cover - a bug in tether itself
+            logger.exception("connection task failed")
+            if self.transport is not None:
+                self.transport.abort()
+
+    async def _handshake(self, request: Request) -> Handler | None:
+        options = self.server.options
+        handler = self.server._route(request.path)
+        if handler is None:
+            self._send_response(reject(404, "not found\n"))
+            return None
+        if options.process_request is not None:
+            try:
+                result = options.process_request(self, request)
+                if isinstance(result, Awaitable):
+                    result = await result
+            except RejectHandshake as exc:
+                result = reject(exc.status, exc.body, exc.headers)
+            except Exception:
+                logger.exception("process_request failed")
+                result = reject(500, "internal server error\n")
+            if result is not None:
+                self._send_response(result)
+                return None
+        outcome = server_handshake(
+            request,
+            subprotocols=options.subprotocols,
+            select_subprotocol=options.select_subprotocol,
+            extensions=options.extensions,
+            origins=options.origins,
+        )
+        if outcome.error is not None:
+            self._send_response(outcome.response)
+            return None
+        self.subprotocol = outcome.subprotocol
+        self.request_headers = request.headers
+        self.path = request.path
+        self.query = request.query
+        self.response = outcome.response
+        protocol = Protocol(SERVER, limits=options.limits, extensions=outcome.extensions)
+        self.protocol = protocol
+        assert self.transport is not None
+        self.transport.write(outcome.response.serialize())
+        self._start()
+        leftover, self._initial_data = self._initial_data, b""
+        if leftover:
+            protocol.receive_data(leftover)
+            self._process_events()
+        self.transport.resume_reading()
+        return handler
+
+    async def _run_handler(self, handler: Handler) -> None:
+        code, reason = CloseCode.NORMAL_CLOSURE, ""
+        try:
+            await handler(self)
+        except ConnectionClosed:
+            pass
+        except asyncio.CancelledError:
+            code, reason = CloseCode.GOING_AWAY, ""
+            await self._close_quietly(code, reason)
+            raise
+        except Exception:
+            logger.exception("connection handler failed")
+            code, reason = CloseCode.INTERNAL_ERROR, ""
+        await self._close_quietly(code, reason)
+
+    async def _close_quietly(self, code: int, reason: str) -> None:
+        try:
+            await asyncio.shield(self.close(code, reason))
+        except Exception:  # pragma: no cover - close never raises by design
+            logger.exception("close failed")
+
+    async def _handle_http(self, request: Request) -> None:
+        http_handler = self.server.options.http_handler
+        if http_handler is None:
+            self._send_response(
+                reject(426, "this endpoint only speaks WebSocket\n", [("Upgrade", "websocket")])
+            )
+            return
+        try:
+            response = http_handler(request)
+            if isinstance(response, Awaitable):
+                response = await response
+        except Exception:
+            logger.exception("http_handler failed")
+            response = reject(500, "internal server error\n")
+        self._send_response(response)
+
+    def _send_response(self, response: Response) -> None:
+        self.response = response
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if "Connection" not in response.headers:
+            response.headers["Connection"] = "close"
+        transport.write(response.serialize())
+        transport.close()
+
+    def _abort_handshake(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+
+def _is_upgrade(request: Request) -> bool:
+    upgrade = request.headers.get("Upgrade", "")
+    return "websocket" in upgrade.lower()
+
+
+class _Options:
+    """Server options shared by every connection (one object, not copied per connection)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.__dict__.update(kwargs)
+
+    limits: Limits
+    ping_interval: float | None
+    ping_timeout: float | None
+    close_timeout: float
+    open_timeout: float
+    max_queue: int | tuple[int, int]
+    write_limit: int | tuple[int, int]
+    listeners: Sequence[EventListener]
+    process_request: ProcessRequest | None
+    http_handler: HTTPHandler | None
+    subprotocols: Sequence[Subprotocol] | None
+    select_subprotocol: Callable[[Sequence[Subprotocol]], Subprotocol | None] | None
+    extensions: Sequence[ServerExtensionFactory]
+    origins: Sequence[Origin | None] | None
+    ssl: ssl_module.SSLContext | None
+
+
+class Server:
+    """A running WebSocket server.
+
+    Use :func:`serve` to create one. It's an async context manager: leaving the block
+    shuts it down gracefully.
+    """
+
+    def __init__(self, handler: Handler | Mapping[str, Handler], options: _Options) -> None:
+        self.handler = handler
+        self.options = options
+        self.connections: set[ServerConnection] = set()
+        self.server: asyncio.base_events.Server | None = None
+        self.loop = asyncio.get_running_loop()
+        self._closing = False
+        self._closed: asyncio.Future[None] = self.loop.create_future()
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening sockets."""
+        if self.server is None:
+            return ()
+        return tuple(self.server.sockets)
+
+    @property
+    def port(self) -> int:
+        """The port of the first listening socket (handy with ``port=0``)."""
+        return int(self.sockets[0].getsockname()[1])
+
+    def _route(self, path: str) -> Handler | None:
+        if isinstance(self.handler, Mapping):
+            return self.handler.get(path)
+        return self.handler
+
+    def _register(self, connection: ServerConnection) -> None:
+        self.connections.add(connection)
+
+    def _unregister(self, connection: ServerConnection) -> None:
+        self.connections.discard(connection)
+
+    def _factory(self) -> ServerConnection:
+        return ServerConnection(self)
+
+    def handle_socket(self, sock: socket.socket, initial_data: bytes = b"") -> Awaitable[Any]:
+        """Run the WebSocket handshake and handler on a socket accepted elsewhere.
+
+        Args:
+            sock: a connected stream socket.
+            initial_data: bytes already read from ``sock`` (for example by another
+                server that saw an upgrade request); they are parsed first.
+        """
+
+        def factory() -> ServerConnection:
+            connection = ServerConnection(self)
+            connection._initial_data = bytes(initial_data)
+            return connection
+
+        return self.loop.connect_accepted_socket(factory, sock, ssl=self.options.ssl)
+
+    def close(self, close_connections: bool = True) -> None:
+        """Stop accepting connections and, optionally, close the open ones with 1001.
+
+        Use :meth:`wait_closed` to wait until everything is closed, or :meth:`shutdown`
+        for both with a drain timeout.
+        """
+        if self._closing:
+            return
+        self._closing = True
+        if self.server is not None:
+            self.server.close()
+        if close_connections:
+            for connection in list(self.connections):
+                if connection.protocol.state is State.OPEN:
+                    self.loop.create_task(connection.close(CloseCode.GOING_AWAY))
+                elif connection._task is not None and connection.protocol.state is State.CONNECTING:
+                    connection._task.cancel()
+
+    async def wait_closed(self) -> None:
+        """Wait until the server and every connection are closed."""
+        if self.server is not None:
+            await self.server.wait_closed()
+        tasks = [c._task for c in list(self.connections) if c._task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def shutdown(self, drain_timeout: float = 10.0) -> None:
+        """Graceful shutdown: stop accepting, close connections with 1001, wait for them.
+
+        Connections still open after ``drain_timeout`` seconds are aborted.
+        """
+        self.close(close_connections=True)
+        try:
+            async with asyncio.timeout(drain_timeout):
+                await self.wait_closed()
+        except TimeoutError:
+            for connection in list(self.connections):
+                if connection.transport is not None:
+                    connection.transport.abort()
+                if connection._task is not None:
+                    connection._task.cancel()
+            await self.wait_closed()
+
+    async def serve_forever(self) -> None:
+        """Run until cancelled."""
+        assert self.server is not None
+        await self.server.serve_forever()
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown(self.options.close_timeout)
+
+
+class serve:
+    """Start a WebSocket server; await it or use it as an async context manager.
+
+    ::
+
+        async def echo(ws):
+            async for message in ws:
+                await ws.send(message)
+
+        async with serve(echo, "127.0.0.1", 8765) as server:
+            await server.serve_forever()
+
+    Args:
+        handler: coroutine function run for each connection, or a mapping from request
+            path to handler (unknown paths get HTTP 404).
+        host: address to listen on.
+        port: TCP port; 0 picks a free one (see :attr:`Server.port`).
+        sock: an existing listening socket to serve on instead of host/port.
+        unix_path: a Unix socket path to serve on instead of host/port.
+        ssl: an :class:`ssl.SSLContext` for wss://.
+        process_request: hook run before the upgrade, with the connection and the
+            request; return a :class:`~tether.protocol.http11.Response` (or raise
+            :class:`~tether.exceptions.RejectHandshake`) to refuse.
+        http_handler: answers plain HTTP (non-upgrade) requests on the same port;
+            without it they get 426 Upgrade Required.
+        subprotocols: supported subprotocols, in order of preference.
+        select_subprotocol: picks a subprotocol from the client's offer instead.
+        origins: allowed Origin values (``None`` in the list allows no Origin header).
+        compression: ``"deflate"`` (default) to negotiate permessage-deflate, or ``None``.
+        extensions: extension factories, instead of ``compression``.
+        limits: size limits (:class:`~tether.protocol.limits.Limits`).
+        open_timeout: seconds allowed for the opening handshake.
+        ping_interval, ping_timeout, close_timeout, max_queue, write_limit: see
+            :class:`~tether.asyncio.connection.Connection`.
+        listeners: observability hooks for every connection.
+        backlog: listen backlog.
+        reuse_port: set SO_REUSEPORT (several processes on one port).
+    """
+
+    def __init__(
+        self,
+        handler: Handler | Mapping[str, Handler],
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        sock: socket.socket | None = None,
+        unix_path: str | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+        process_request: ProcessRequest | None = None,
+        http_handler: HTTPHandler | None = None,
+        subprotocols: Sequence[str] | None = None,
+        select_subprotocol: Callable[[Sequence[Subprotocol]], Subprotocol | None] | None = None,
+        origins: Sequence[str | None] | None = None,
+        compression: str | None = "deflate",
+        extensions: Sequence[ServerExtensionFactory] | None = None,
+        limits: Limits | None = None,
+        open_timeout: float = 10.0,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        close_timeout: float = 10.0,
+        max_queue: int | tuple[int, int] = 1024 * 1024,
+        write_limit: int | tuple[int, int] = 64 * 1024,
+        listeners: Sequence[EventListener] = (),
+        backlog: int = 1024,
+        reuse_port: bool = False,
+    ) -> None:
+        if extensions is None:
+            if compression == "deflate":
+                extensions = [ServerPerMessageDeflateFactory()]
+            elif compression is None:
+                extensions = []
+            else:
+                raise ValueError(f"unsupported compression: {compression}")
+        self._options = _Options(
+            limits=limits if limits is not None else Limits(),
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            open_timeout=open_timeout,
+            max_queue=max_queue,
+            write_limit=write_limit,
+            listeners=list(listeners),
+            process_request=process_request,
+            http_handler=http_handler,
+            subprotocols=[Subprotocol(s) for s in subprotocols] if subprotocols else None,
+            select_subprotocol=select_subprotocol,
+            extensions=list(extensions),
+            origins=[Origin(o) if o is not None else None for o in origins]
+            if origins is not None
+            else None,
+            ssl=ssl,
+        )
+        self._handler = handler
+        self._host = host
+        self._port = port
+        self._sock = sock
+        self._unix_path = unix_path
+        self._backlog = backlog
+        self._reuse_port = reuse_port
+        self._server: Server | None = None
+
+    async def _start(self) -> Server:
+        server = Server(self._handler, self._options)
+        loop = server.loop
+        if self._unix_path is not None:
+            server.server = await loop.create_unix_server(
+                server._factory, self._unix_path, ssl=self._options.ssl, backlog=self._backlog
+            )
+        elif self._sock is not None:
+            server.server = await loop.create_server(
+                server._factory, sock=self._sock, ssl=self._options.ssl, backlog=self._backlog
+            )
+        else:
+            server.server = await loop.create_server(
+                server._factory,
+                self._host,
+                self._port or 0,
+                ssl=self._options.ssl,
+                backlog=self._backlog,
+                reuse_port=self._reuse_port,
+            )
+        self._server = server
+        return server
+
+    def __await__(self) -> Any:
+        return self._start().__await__()
+
+    async def __aenter__(self) -> Server:
+        return await self._start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._server is not None
+        await self._server.__aexit__(exc_type, exc, tb)
+
+
+async def peek_request(
+    sock: socket.socket, *, max_size: int = 16384, timeout: float = 10.0
+) -> bytes:
+    """Read the head of an HTTP request from ``sock`` without consuming it.
+
+    The bytes stay in the kernel's buffer, so whoever reads the socket next (tether's
+    handshake, or another HTTP server) sees the request whole. Use it to decide where a
+    socket accepted elsewhere should go; :func:`is_upgrade_request` tells the answer.
+
+    Raises:
+        TimeoutError: the request head didn't arrive in time.
+        SecurityError: the head is longer than ``max_size``.
+    """
+    loop = asyncio.get_running_loop()
+    sock.setblocking(False)
+    async with asyncio.timeout(timeout):
+        while True:
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(sock.fileno(), ready.set_result, None)
+            try:
+                await ready
+            finally:
+                loop.remove_reader(sock.fileno())
+            data = sock.recv(max_size, socket.MSG_PEEK)
+            if not data:
+                raise EOFError("connection closed before the request head")
+            if b"\r\n\r\n" in data:
+                return data
+            if len(data) >= max_size:
+                raise SecurityError("request head too large")
+            # Not all there yet: wait for more bytes, polling gently.
+            await asyncio.sleep(0.001)
+
+
+def is_upgrade_request(head: bytes) -> bool:
+    """Tell whether an HTTP request head asks for a WebSocket upgrade."""
+    for line in head.split(b"\r\n")[1:]:
+        if not line:
+            break
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"upgrade" and b"websocket" in value.lower():
+            return True
+    return False
+
+
+def broadcast(connections: Iterable[Connection], message: str | bytes) -> list[Connection]:
+    """Send a message to many connections without waiting, encoding the frame once.
+
+    Connections that are not open, or whose write buffer is above its high-water mark
+    (slow consumers), are skipped and returned, so the caller decides what to do with
+    them; nothing is skipped silently. Connections with a compression context get the
+    message encoded for them alone.
+
+    Returns:
+        The connections that did not get the message.
+    """
+    if isinstance(message, str):
+        opcode, payload = Opcode.TEXT, message.encode()
+    else:
+        opcode, payload = Opcode.BINARY, bytes(message)
+    prepared: bytes | None = None
+    skipped: list[Connection] = []
+    for connection in connections:
+        protocol = connection.protocol
+        if protocol.state is not State.OPEN or connection._writing_paused:
+            skipped.append(connection)
+            continue
+        if protocol.can_send_prepared():
+            if prepared is None:
+                prepared = serialize_unmasked(opcode, payload)
+            protocol.send_prepared(prepared)
+        elif opcode == Opcode.TEXT:
+            protocol.send_text(payload)
+        else:
+            protocol.send_binary(payload)
+        connection._schedule_flush(len(payload))
+    if skipped:
+        logger.debug("broadcast skipped %d connections", len(skipped))
+    return skipped

@@ -1,0 +1,437 @@
+"""Connection behaviour over real loopback sockets: tether client against tether server."""
+
+import asyncio
+import socket
+
+import pytest
+
+from tether.asyncio.client import connect
+from tether.asyncio.events import EventListener
+from tether.asyncio.server import broadcast, serve
+from tether.exceptions import (
+    ConcurrencyError,
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidState,
+)
+from tether.protocol.limits import Limits
+
+from ..utils import until
+
+
+async def echo(ws):
+    async for message in ws:
+        await ws.send(message)
+
+
+@pytest.fixture
+async def echo_server():
+    async with serve(echo, "127.0.0.1", 0) as server:
+        yield server
+
+
+def url(server, path="/"):
+    return f"ws://127.0.0.1:{server.port}{path}"
+
+
+async def test_echo_text_and_binary(echo_server):
+    async with connect(url(echo_server)) as ws:
+        await ws.send("héllo")
+        assert await ws.recv() == "héllo"
+        await ws.send(b"\x00\x01")
+        assert await ws.recv() == b"\x00\x01"
+        await ws.send(bytearray(b"ba"))
+        assert await ws.recv() == b"ba"
+        await ws.send(memoryview(b"mv"))
+        assert await ws.recv() == b"mv"
+
+
+async def test_many_messages_in_flight(echo_server):
+    async with connect(url(echo_server)) as ws:
+        for i in range(500):
+            await ws.send(f"m{i}")
+        received = [await ws.recv() for _ in range(500)]
+        assert received == [f"m{i}" for i in range(500)]
+
+
+async def test_large_message(echo_server):
+    payload = bytes(range(256)) * 4000  # ~1 MB, under the 1 MiB default
+    async with connect(url(echo_server)) as ws:
+        await ws.send(payload)
+        assert await ws.recv() == payload
+
+
+async def test_fragmented_send_iterable_and_async_iterable(echo_server):
+    async def parts():
+        for part in ("a", "b", "c"):
+            yield part
+
+    async with connect(url(echo_server)) as ws:
+        await ws.send(["he", "llo"])
+        assert await ws.recv() == "hello"
+        await ws.send([b"\x01", b"\x02"])
+        assert await ws.recv() == b"\x01\x02"
+        await ws.send(parts())
+        assert await ws.recv() == "abc"
+
+
+async def test_fragmented_send_rejects_mixed_types(echo_server):
+    async with connect(url(echo_server)) as ws:
+        with pytest.raises(TypeError, match="all fragments must be of the same type"):
+            await ws.send(["a", b"b"])
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+
+
+async def test_send_rejects_other_types(echo_server):
+    async with connect(url(echo_server)) as ws:
+        with pytest.raises(TypeError, match="message must be str or bytes-like, not int"):
+            await ws.send(42)
+
+
+async def test_iteration_ends_on_normal_close():
+    async def handler(ws):
+        await ws.send("one")
+        await ws.close(1000, "done")
+
+    async with serve(handler, "127.0.0.1", 0) as server, connect(url(server)) as ws:
+        assert [m async for m in ws] == ["one"]
+        assert ws.close_code == 1000
+        assert ws.close_reason == "done"
+
+
+async def test_close_with_error_code_raises():
+    async def handler(ws):
+        await ws.close(4000, "custom")
+
+    async with serve(handler, "127.0.0.1", 0) as server, connect(url(server)) as ws:
+        with pytest.raises(ConnectionClosedError) as info:
+            await ws.recv()
+        assert info.value.code == 4000
+        assert info.value.reason == "custom"
+        assert str(info.value) == "received 4000 (private use) custom; then sent 4000 (private use)"
+
+
+async def test_handler_exception_closes_with_1011():
+    async def handler(ws):
+        raise RuntimeError("boom")
+
+    async with serve(handler, "127.0.0.1", 0) as server, connect(url(server)) as ws:
+        with pytest.raises(ConnectionClosedError) as info:
+            await ws.recv()
+        assert info.value.code == 1011
+
+
+async def test_handler_return_closes_with_1000():
+    async def handler(ws):
+        return
+
+    async with serve(handler, "127.0.0.1", 0) as server, connect(url(server)) as ws:
+        with pytest.raises(ConnectionClosedOK):
+            await ws.recv()
+        await ws.wait_closed()
+        assert ws.closed
+
+
+async def test_client_close_reported_to_server():
+    seen = asyncio.get_running_loop().create_future()
+
+    async def handler(ws):
+        try:
+            await ws.recv()
+        except ConnectionClosed as exc:
+            seen.set_result((exc.code, exc.reason, type(exc)))
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        ws = await connect(url(server))
+        await ws.close(1001, "leaving")
+        assert await seen == (1001, "leaving", ConnectionClosedOK)
+        await ws.close()  # closing twice is harmless
+
+
+async def test_ping_returns_latency(echo_server):
+    async with connect(url(echo_server)) as ws:
+        pong = await ws.ping()
+        latency = await pong
+        assert latency >= 0
+        assert ws.latency == latency
+        pong = await ws.ping("custom")
+        assert await pong >= 0
+        await ws.pong(b"unsolicited")
+
+
+async def test_ping_with_duplicate_payload(echo_server):
+    async with connect(url(echo_server)) as ws:
+        first = await ws.ping(b"same")
+        with pytest.raises(ConcurrencyError):
+            await ws.ping(b"same")
+        await first
+
+
+async def test_pending_ping_fails_on_close():
+    gate = asyncio.Event()
+
+    async def handler(ws):
+        await gate.wait()
+
+    async with serve(handler, "127.0.0.1", 0) as server, connect(url(server)) as ws:
+        # The server answers pings automatically, so stop it from reading first.
+        ws.transport.pause_reading()
+        waiter = await ws.ping()
+        ws.transport.abort()
+        with pytest.raises(ConnectionClosed):
+            await waiter
+        gate.set()
+
+
+async def test_concurrent_recv_is_an_error(echo_server):
+    async with connect(url(echo_server)) as ws:
+        first = asyncio.create_task(ws.recv())
+        await asyncio.sleep(0)
+        with pytest.raises(ConcurrencyError):
+            await ws.recv()
+        await ws.send("x")
+        assert await first == "x"
+
+
+async def test_send_after_close_raises(echo_server):
+    ws = await connect(url(echo_server))
+    await ws.close()
+    with pytest.raises(ConnectionClosedOK):
+        await ws.send("late")
+    with pytest.raises(ConnectionClosedOK):
+        await ws.recv()
+    with pytest.raises(ConnectionClosedOK):
+        await ws.ping()
+
+
+async def test_request_details_available_to_handler():
+    seen = asyncio.get_running_loop().create_future()
+
+    async def handler(ws):
+        seen.set_result(
+            (ws.path, ws.query, ws.request_headers["X-Token"], ws.remote_address, ws.peer.path)
+        )
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        async with connect(url(server, "/room?id=7"), headers={"X-Token": "abc"}) as ws:
+            path, query, token, remote, peer_path = await seen
+            assert (path, query, token, peer_path) == ("/room", "id=7", "abc", "/room")
+            assert remote[0] == "127.0.0.1"
+            assert remote[1] == ws.transport.get_extra_info("sockname")[1]
+
+
+async def test_split_halves_work_independently(echo_server):
+    ws = await connect(url(echo_server))
+    sender, receiver = ws.split()
+
+    async def produce():
+        async with sender:
+            for i in range(20):
+                await sender.send(str(i))
+
+    task = asyncio.create_task(produce())
+    got = [await receiver.recv() for _ in range(20)]
+    await task
+    assert got == [str(i) for i in range(20)]
+    # The sender is closed but the connection stays open until the receiver closes.
+    assert not ws.closed
+    with pytest.raises(InvalidState):
+        await sender.send("x")
+    await receiver.close()
+    await ws.wait_closed()
+    assert ws.close_code == 1000
+
+
+async def test_receive_backpressure_pauses_and_resumes_reading():
+    release = asyncio.Event()
+    conns = []
+
+    async def handler(ws):
+        conns.append(ws)
+        await release.wait()
+        got = [await ws.recv() for _ in range(64)]
+        await ws.send(str(len(got)))
+
+    async with serve(handler, "127.0.0.1", 0, max_queue=(4096, 1024)) as server:
+        async with connect(url(server)) as ws:
+            for _ in range(64):
+                await ws.send(b"x" * 1000)
+            # The server stops reading once 4 KiB are queued; wait until it has.
+            await until(lambda: conns and conns[0]._reading_paused)
+            assert conns[0]._queued_bytes > 4096
+            release.set()
+            assert await ws.recv() == "64"
+            assert not conns[0]._reading_paused
+
+
+async def test_send_waits_when_peer_does_not_read():
+    done = asyncio.get_running_loop().create_future()
+    conns = []
+
+    async def handler(ws):
+        conns.append(ws)
+        sent = 0
+        for _ in range(300):
+            await ws.send(b"y" * 65536)
+            sent += 1
+        done.set_result(sent)
+
+    # Without compression: 64 KiB of one byte would deflate to almost nothing.
+    async with serve(handler, "127.0.0.1", 0, write_limit=65536, compression=None) as server:
+        async with connect(url(server), max_queue=(65536, 16384)) as ws:
+            await until(lambda: conns and conns[0]._writing_paused)
+            # The handler is blocked in send: the peer isn't reading.
+            assert not done.done()
+            for _ in range(300):
+                assert len(await ws.recv()) == 65536
+            assert await done == 300
+
+
+async def test_keepalive_detects_dead_peer():
+    failures = []
+
+    class Recorder(EventListener):
+        def failed(self, connection, exc):
+            failures.append(exc)
+
+    closed = asyncio.get_running_loop().create_future()
+
+    async def handler(ws):
+        try:
+            await ws.recv()
+        except ConnectionClosed as exc:
+            closed.set_result(exc)
+
+    async with serve(
+        handler,
+        "127.0.0.1",
+        0,
+        ping_interval=0.05,
+        ping_timeout=0.05,
+        listeners=[Recorder()],
+    ) as server:
+        ws = await connect(url(server), ping_interval=None)
+        # A dead peer: the client stops reading, so it never answers pings.
+        ws.transport.pause_reading()
+        exc = await closed
+        assert exc.sent is not None
+        assert exc.sent.code == 1011
+        assert exc.sent.reason == "keepalive ping timeout"
+        assert failures == [exc]
+        ws.transport.abort()
+
+
+async def test_keepalive_measures_latency():
+    conns = []
+
+    async def handler(ws):
+        conns.append(ws)
+        await ws.recv()
+
+    async with serve(handler, "127.0.0.1", 0, ping_interval=0.02, ping_timeout=1) as server:
+        async with connect(url(server), ping_interval=None) as ws:
+            await until(lambda: conns and conns[0].latency > 0)
+            assert 0 < conns[0].latency < 1
+            await ws.send("bye")
+
+
+async def test_listeners_see_events_in_order():
+    events = []
+
+    class Recorder(EventListener):
+        def __init__(self, name):
+            self.name = name
+
+        def opened(self, connection):
+            events.append((self.name, "opened"))
+
+        def message_received(self, connection, message):
+            events.append((self.name, "received", message))
+
+        def message_sent(self, connection, message):
+            events.append((self.name, "sent", message))
+
+        def ping_received(self, connection, data):
+            events.append((self.name, "ping", data))
+
+        def pong_received(self, connection, data):
+            events.append((self.name, "pong", data))
+
+        def closing(self, connection, code, reason):
+            events.append((self.name, "closing", code))
+
+        def closed(self, connection, exc):
+            events.append((self.name, "closed", exc.code))
+
+    async with serve(echo, "127.0.0.1", 0, listeners=[Recorder("a"), Recorder("b")]) as server:
+        async with connect(url(server)) as ws:
+            await ws.send("hi")
+            assert await ws.recv() == "hi"
+            await (await ws.ping(b"p"))
+        await asyncio.sleep(0)
+        await until(lambda: ("b", "closed", 1000) in events)
+    assert events == [
+        ("a", "opened"),
+        ("b", "opened"),
+        ("a", "received", "hi"),
+        ("b", "received", "hi"),
+        ("a", "sent", "hi"),
+        ("b", "sent", "hi"),
+        ("a", "ping", b"p"),
+        ("b", "ping", b"p"),
+        ("a", "closing", 1000),
+        ("b", "closing", 1000),
+        ("a", "closed", 1000),
+        ("b", "closed", 1000),
+    ]
+
+
+async def test_broadcast_reaches_everyone_and_reports_skipped():
+    members = []
+    ready = asyncio.Event()
+
+    async def handler(ws):
+        members.append(ws)
+        if len(members) == 3:
+            ready.set()
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+        clients = [await connect(url(server)) for _ in range(3)]
+        await ready.wait()
+        assert broadcast(members, "to all") == []
+        assert broadcast(members, b"\x01") == []
+        for client in clients:
+            assert await client.recv() == "to all"
+            assert await client.recv() == b"\x01"
+        await clients[0].close()
+        await members[0].wait_closed()
+        assert broadcast(members, "again") == [members[0]]
+        for client in clients[1:]:
+            assert await client.recv() == "again"
+            await client.close()
+
+
+async def test_message_too_big_closes_with_1009():
+    async with serve(echo, "127.0.0.1", 0, limits=Limits(max_message_size=1000)) as server:
+        async with connect(url(server)) as ws:
+            await ws.send(b"x" * 1001)
+            with pytest.raises(ConnectionClosedError) as info:
+                await ws.recv()
+            assert info.value.code == 1009
+        # The server keeps serving others.
+        async with connect(url(server)) as ws:
+            await ws.send("still here")
+            assert await ws.recv() == "still here"
+
+
+async def test_unix_socket(tmp_path):
+    path = str(tmp_path / "ws.sock")
+    async with serve(echo, unix_path=path):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(path)
+        async with connect("ws://localhost/", sock=sock) as ws:
+            await ws.send("over unix")
+            assert await ws.recv() == "over unix"
