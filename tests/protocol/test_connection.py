@@ -508,3 +508,19 @@ def test_close_expected():
     assert not p.close_expected()
     p.send_close()
     assert p.close_expected()
+
+
+def test_failure_deferred_until_earlier_messages_are_consumed():
+    # A valid message and a bad frame in one read: the application may still answer the
+    # message before the connection fails (Autobahn 3.2, 4.1.3, 5.15 expect this order).
+    p = run(SERVER, [from_client(1, b"first") + from_client(1, b"x", rsv=0x20)])
+    assert p.events_received() == ["first"]
+    assert p.failure_pending
+    assert p.data_to_send() == []
+    p.send_text("answer")
+    p.apply_pending_failure()
+    assert p.data_to_send() == [b"\x81\x06answer", b"\x88\x19\x03\xeareserved bits must be 0"]
+    assert not p.failure_pending
+    assert p.close_transport
+    p.apply_pending_failure()  # idempotent
+    assert p.data_to_send() == []

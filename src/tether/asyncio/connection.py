@@ -216,6 +216,9 @@ class Connection(asyncio.BufferedProtocol):
             finally:
                 self._recv_waiter = None
         message = messages.popleft()
+        if not messages and self.protocol.failure_pending:
+            # Fail once the application had a chance to answer this last message.
+            self.loop.call_soon(self._apply_pending_failure)
         self._queued_bytes -= len(message)
         if self._reading_paused and self._queued_bytes <= self.max_queue_low:
             self._reading_paused = False
@@ -509,6 +512,13 @@ class Connection(asyncio.BufferedProtocol):
             waiter = self._recv_waiter
             if waiter is not None and not waiter.done() and messages:
                 waiter.set_result(None)
+        if protocol.failure_pending:
+            if not self._messages:
+                protocol.apply_pending_failure()
+            elif self._close_timer is None:
+                self._close_timer = self.loop.call_later(
+                    self.close_timeout, self._apply_pending_failure
+                )
         if protocol.has_data_to_send() or protocol.close_transport:
             self._flush()
 
@@ -592,6 +602,14 @@ class Connection(asyncio.BufferedProtocol):
             if waiter is None or waiter.done():
                 waiter = self._drain_waiter = self.loop.create_future()
             await asyncio.shield(waiter)
+
+    def _apply_pending_failure(self) -> None:
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        if self.protocol.failure_pending:
+            self.protocol.apply_pending_failure()
+            self._flush()
 
     def _abort(self) -> None:
         self._close_timer = None

@@ -147,6 +147,8 @@ class Protocol:
         self.eof_rcvd = False
         self.failure: ProtocolError | None = None
         """The error that failed the connection, if the peer broke the protocol."""
+        self.failure_pending = False
+        """A protocol error waits for the application to consume earlier messages."""
 
     # Public API: input
 
@@ -491,9 +493,35 @@ class Protocol:
                     self._probe = None
                     self._partial_checked = 0
         except ProtocolError as exc:
-            self._fail_with(exc)
+            if any(type(event) is not Frame for event in events):
+                self._defer_failure(exc)
+            else:
+                self._fail_with(exc)
             return end
         return pos
+
+    def _defer_failure(self, exc: ProtocolError) -> None:
+        """Fail after the application has seen the messages that came before the error.
+
+        Messages parsed in the same read as a bad frame were valid and complete; the
+        application may still answer them. Input is discarded from here on, and the runtime
+        calls :meth:`apply_pending_failure` once those messages are consumed (or a timeout
+        expires), which sends the close frame after any answers.
+        """
+        self.failure = exc
+        self.failure_pending = True
+        self._discard = True
+        self._buf = bytearray()
+        self._buf_len = 0
+        self._reset_message()
+
+    def apply_pending_failure(self) -> None:
+        """Fail the connection for the error that :attr:`failure_pending` announced."""
+        if not self.failure_pending:
+            return
+        self.failure_pending = False
+        assert self.failure is not None
+        self._fail_with(self.failure)
 
     def _check_rsv(self, b0: int, opcode: int) -> None:
         # RFC 6455 section 5.2: RSV bits "MUST be 0 unless an extension is negotiated

@@ -30,9 +30,14 @@ _TARGET_RE = re.compile(rb"[\x21-\x7e]+")
 # RFC 7230 2.6: HTTP-version = HTTP-name "/" DIGIT "." DIGIT
 _VERSION_RE = re.compile(rb"HTTP/[0-9]\.[0-9]")
 
-# RFC 7230 3.2: a field value is VCHAR, obs-text, SP and HTAB. In a whole head, CR and
-# LF may only appear as the CRLF pair ending a line (bare CR or LF is rejected, 3.5).
-_BAD_HEAD_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n")
+# RFC 7230 3.2: a field value is VCHAR, obs-text, SP and HTAB. Other control bytes are
+# rejected; CR and LF are checked separately, as they may appear in CRLF pairs.
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+
+# RFC 7230 3.2: header-field = field-name ":" OWS field-value OWS, matched on every line
+# of the decoded header block at once. No whitespace is allowed before the colon (3.2.4)
+# and obs-fold, a line starting with whitespace, is rejected: neither line matches.
+_HEADER_RE = re.compile(r"^([-!#$%&'*+.^_`|~0-9a-zA-Z]+):[ \t]*([^\r\n]*?)[ \t]*\r?$", re.M)
 
 # RFC 7230 3.1.2: reason-phrase = *( HTAB / SP / VCHAR / obs-text )
 _REASON_RE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
@@ -293,25 +298,37 @@ class _Parser(Generic[M]):
 
         lines = head.split(b"\r\n")
         limits = self.limits
-        # Same checks, in the same order, as _check_partial_head, so that the error
-        # doesn't depend on how the bytes were split.
-        self._check_line(0, len(lines[0]))
-        for index in range(1, min(len(lines), limits.max_headers + 2)):
-            self._check_line(index, len(lines[index]))
+        separators = len(lines) - 1
+        # Check every limit with a few C-level passes. When one is exceeded, check line by
+        # line in order, like _check_partial_head, so that the error doesn't depend on
+        # how the bytes were split.
+        if (
+            len(lines[0]) > limits.max_request_line
+            or separators > limits.max_headers
+            or (separators and max(map(len, lines[1:])) > limits.max_header_line)
+        ):
+            for index in range(min(len(lines), limits.max_headers + 2)):
+                self._check_line(index, len(lines[index]))
 
-        if _BAD_HEAD_RE.search(head) is not None:
+        # RFC 7230 3.5: a bare CR or LF isn't a line terminator; reject it, and every
+        # control character other than HTAB.
+        if (
+            head.count(b"\r") != separators
+            or head.count(b"\n") != separators
+            or len(head.translate(None, _CONTROL_BYTES)) != len(head)
+        ):
             raise InvalidMessage("invalid character in message head")
 
         self._start = self._parse_start_line(lines[0])
         items: list[tuple[str, str]] = []
-        for line in lines[1:]:
-            # RFC 7230 3.2: header-field = field-name ":" OWS field-value OWS
-            # No whitespace is allowed before the colon (3.2.4) and obs-fold, a line
-            # starting with whitespace, is rejected too: both fail the token check.
-            name, colon, value = line.partition(b":")
-            if not colon or _TOKEN_RE.fullmatch(name) is None:
-                raise InvalidMessage(f"invalid header line: {_show(line)}")
-            items.append((name.decode("ascii"), value.strip(b" \t").decode("latin-1")))
+        if separators:
+            # obs-text is decoded as Latin-1, which maps each byte to one code point.
+            items = _HEADER_RE.findall(head[len(lines[0]) + 2 :].decode("latin-1"))
+            # Each match spans exactly one line, so a missing match is an invalid line.
+            if len(items) != separators:
+                for line in lines[1:]:  # pragma: no branch
+                    if _HEADER_RE.fullmatch(line.decode("latin-1")) is None:
+                        raise InvalidMessage(f"invalid header line: {_show(line)}")
         self._headers = headers = Headers._from_trusted(items)
 
         framing, length = self._framing(headers)

@@ -160,10 +160,7 @@ def _width(kind: int, code: int) -> int:
 
 
 def _pick_typecode(candidates: str, size: int) -> str:
-    for typecode in candidates:
-        if array.array(typecode).itemsize == size:
-            return typecode
-    raise ImportError(f"no array typecode of {size} bytes")  # pragma: no cover
+    return next(code for code in candidates if array.array(code).itemsize == size)
 
 
 # array typecodes with the standard sizes; 'i'/'l' differ between platforms.
