@@ -273,7 +273,7 @@ class _Decoder:
 
     def __init__(
         self,
-        data: BytesLike,
+        data: bytes | bytearray,
         max_depth: int,
         int_keys_as_str: bool,
         uint8_as_bytes: bool,
@@ -315,10 +315,25 @@ class _Decoder:
         return count, start
 
     def string(self, pos: int) -> tuple[str, int]:
-        length, start = self.count(pos, 1, "string byte")
-        end = start + length
+        data = self.data
         try:
-            return str(self.view[start:end], "utf-8"), end
+            first = data[pos]
+        except IndexError:
+            raise BeveDecodeError("unexpected end of data", pos) from None
+        if first & 3:
+            length, start = self.count(pos, 1, "string byte")
+            end = start + length
+        else:
+            # Fast path: a 1-byte SIZE (strings under 64 bytes).
+            start = pos + 1
+            end = start + (first >> 2)
+            if end > self.end:
+                left = self.end - start
+                raise BeveDecodeError(
+                    f"string byte count {first >> 2} exceeds the {left} bytes left", pos
+                )
+        try:
+            return data[start:end].decode(), end
         except UnicodeDecodeError:
             raise BeveDecodeError("invalid utf-8 in string", start) from None
 
@@ -384,10 +399,28 @@ def _read_string_object(decoder: _Decoder, header: int, pos: int, depth: int) ->
     count, pos = decoder.count(pos, 2, "object member")
     result = {}
     string = decoder.string
-    value = decoder.value
+    data = decoder.data
+    end = decoder.end
     for _ in range(count):
-        key, pos = string(pos)
-        result[key], pos = value(pos, depth)
+        # Inlined decoder.string() for keys under 64 bytes, the common case.
+        try:
+            first = data[pos]
+        except IndexError:
+            raise BeveDecodeError("unexpected end of data", pos) from None
+        key_end = pos + 1 + (first >> 2)
+        if first & 3 == 0 and key_end <= end:
+            try:
+                key = data[pos + 1 : key_end].decode()
+            except UnicodeDecodeError:
+                raise BeveDecodeError("invalid utf-8 in string", pos + 1) from None
+            pos = key_end
+        else:
+            key, pos = string(pos)
+        try:
+            header = data[pos]
+        except IndexError:
+            raise BeveDecodeError("unexpected end of data", pos) from None
+        result[key], pos = _READERS[header](decoder, header, pos + 1, depth)
     return result, pos
 
 
@@ -487,11 +520,16 @@ def _read_generic_array(decoder: _Decoder, header: int, pos: int, depth: int) ->
     depth = decoder.nest(depth, pos)
     # Spec section 4.3: every element is a full VALUE, at least one byte.
     count, pos = decoder.count(pos, 1, "array")
-    result = []
-    value = decoder.value
+    result: list[Any] = []
+    append = result.append
+    data = decoder.data
     for _ in range(count):
-        item, pos = value(pos, depth)
-        result.append(item)
+        try:
+            header = data[pos]
+        except IndexError:
+            raise BeveDecodeError("unexpected end of data", pos) from None
+        item, pos = _READERS[header](decoder, header, pos + 1, depth)
+        append(item)
     return result, pos
 
 
@@ -619,7 +657,8 @@ def decode_prefix(
         BeveDecodeError: the bytes are not a valid value; no other exception is raised
             for any input bytes.
     """
-    if isinstance(data, memoryview) and (data.format != "B" or not data.c_contiguous):
+    if isinstance(data, memoryview):
+        # One copy, so that strings decode from bytes slices (faster than views).
         data = data.tobytes()
     decoder = _Decoder(data, max_depth, int_keys_as_str, uint8_as_bytes)
     try:
@@ -710,13 +749,6 @@ def _write_size(out: bytearray, n: int) -> None:
         out += _pack_u64(n << 2 | 3)
 
 
-def _utf8(value: str) -> bytes:
-    try:
-        return value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise BeveEncodeError("string is not valid unicode (lone surrogate)") from None
-
-
 def _array_bytes(values: array.array[Any]) -> bytes:
     if not _LITTLE:  # pragma: no cover
         values = array.array(values.typecode, values)
@@ -725,9 +757,12 @@ def _array_bytes(values: array.array[Any]) -> bytes:
 
 
 def _pack_bools(values: Iterable[Any]) -> bytes:
+    return _pack_flags(bytes(map(bool, values)))
+
+
+def _pack_flags(flags: bytes) -> bytes:
     # Spec section 4.1: element i in bit i % 8 of byte i // 8. Built with C loops only:
     # 0/1 bytes -> "0"/"1" digits -> reversed -> one int -> little-endian bytes.
-    flags = bytes(map(bool, values))
     if not flags:
         return b""
     bits = int(flags.translate(_BIT_DIGITS)[::-1], 2)
@@ -787,7 +822,7 @@ class _Encoder:
         self.out += _pack_complex(0x1E, 0x60, value.real, value.imag)
 
     def write_str(self, value: str, depth: int) -> None:
-        data = _utf8(value)
+        data = value.encode()
         out = self.out
         out.append(0x02)
         _write_size(out, len(data))
@@ -808,11 +843,20 @@ class _Encoder:
             out.append(0x03)
             _write_size(out, len(value))
             write = self.write
+            writers = _WRITERS
             for key, item in value.items():
-                data = _utf8(key)
-                _write_size(out, len(data))
+                data = key.encode()
+                n = len(data)
+                if n < 0x40:
+                    out.append(n << 2)
+                else:
+                    _write_size(out, n)
                 out += data
-                write(item, depth)
+                writer = writers.get(type(item))
+                if writer is None:
+                    write(item, depth)
+                else:
+                    writer(self, item, depth)
         elif all(issubclass(t, int) and not issubclass(t, bool) for t in key_types):
             low, high = min(value), max(value)
             if low >= _INT64_MIN and high < _INT64_LIMIT:
@@ -857,7 +901,7 @@ class _Encoder:
                     self.write_typed(_FLOAT64_ARRAY, len(value), data)
                     return
                 elif element_type is bool:
-                    self.write_typed(_BOOL_ARRAY, len(value), _pack_bools(value))
+                    self.write_typed(_BOOL_ARRAY, len(value), _pack_flags(bytes(value)))
                     return
                 elif element_type is str:
                     self.write_strings(value)
@@ -881,7 +925,7 @@ class _Encoder:
         out += data
 
     def write_strings(self, values: Iterable[Any]) -> None:
-        encoded = [_utf8(value) for value in values]
+        encoded = [value.encode() for value in values]
         out = self.out
         out.append(_STRING_ARRAY)
         _write_size(out, len(encoded))
@@ -988,4 +1032,6 @@ def encode(value: Any, *, typed_arrays: bool = True, max_depth: int = DEFAULT_MA
         encoder.write(value, 0)
     except RecursionError:
         raise BeveEncodeError("nesting too deep for the interpreter") from None
+    except UnicodeEncodeError:
+        raise BeveEncodeError("string is not valid unicode (lone surrogate)") from None
     return bytes(encoder.out)

@@ -74,6 +74,7 @@ _unpack_u64 = struct.Struct("<Q").unpack_from
 _unpack_u16 = struct.Struct("<H").unpack_from
 
 _U64_LIMIT = 1 << 64
+_U32_LIMIT = 1 << 32
 
 
 class ErrorCode(enum.IntEnum):
@@ -199,14 +200,36 @@ class Message:
     reserved: int = 0
 
     def __post_init__(self) -> None:
+        # Fast path: plain ints in range, bytes query and body, bool notify.
+        if (
+            type(self.id) is int
+            and type(self.query_format) is int
+            and type(self.body_format) is int
+            and type(self.ec) is int
+            and type(self.version) is int
+            and type(self.reserved) is int
+            and 0 <= self.id < _U64_LIMIT
+            and 0 <= self.query_format < 0x10000
+            and 0 <= self.body_format < 0x10000
+            and 0 <= self.ec < _U32_LIMIT
+            and 0 <= self.version < 0x100
+            and 0 <= self.reserved < _U32_LIMIT
+            and type(self.query) is bytes
+            and type(self.body) is bytes
+            and type(self.notify) is bool
+        ):
+            return
+        self._check_fields()
+
+    def _check_fields(self) -> None:
         # Enum members and other int subclasses are stored as plain ints.
         for name, limit in (
             ("id", _U64_LIMIT),
-            ("query_format", 1 << 16),
-            ("body_format", 1 << 16),
-            ("ec", 1 << 32),
-            ("version", 1 << 8),
-            ("reserved", 1 << 32),
+            ("query_format", 0x10000),
+            ("body_format", 0x10000),
+            ("ec", _U32_LIMIT),
+            ("version", 0x100),
+            ("reserved", _U32_LIMIT),
         ):
             value = getattr(self, name)
             if type(value) is not int:
