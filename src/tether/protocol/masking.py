@@ -34,7 +34,7 @@ def py_apply_mask(data: bytes | bytearray | memoryview, mask: bytes, offset: int
 apply_mask: Callable[..., bytes]
 SPEEDUPS: bool
 
-if os.environ.get("TETHER_NO_SPEEDUPS") == "1":  # pragma: no cover
+if os.environ.get("TETHER_NO_SPEEDUPS") == "1":
     apply_mask, SPEEDUPS = py_apply_mask, False
 else:
     try:
