@@ -467,7 +467,8 @@ def _typed_reader(width: int, convert: _Convert) -> _Reader:
     return read
 
 
-_BIT_IS_SET = "1".__eq__
+# ASCII digits "0"/"1" -> bytes 0/1.
+_DIGIT_BITS = bytes.maketrans(b"01", b"\x00\x01")
 
 
 def _read_bool_array(decoder: _Decoder, header: int, pos: int, depth: int) -> tuple[Any, int]:
@@ -481,7 +482,8 @@ def _read_bool_array(decoder: _Decoder, header: int, pos: int, depth: int) -> tu
     if count == 0:
         return [], end
     bits = int.from_bytes(decoder.view[pos:end], "little") & ((1 << count) - 1)
-    return list(map(_BIT_IS_SET, format(bits, f"0{count}b")[::-1])), end
+    digits = format(bits, f"0{count}b")[::-1].encode()
+    return list(map(bool, digits.translate(_DIGIT_BITS))), end
 
 
 def _read_string_array(decoder: _Decoder, header: int, pos: int, depth: int) -> tuple[Any, int]:
