@@ -89,6 +89,9 @@ class ServerConnection(Connection):
         super().connection_made(transport)
         self.server._register(self)
         self._task = self.loop.create_task(self._run())
+        # The connection stays registered until its handler returns, even after the TCP
+        # connection is closed, so that shutdown waits for (or cancels) the handler.
+        self._task.add_done_callback(lambda _: self.server._unregister(self))
         if self._initial_data:
             data, self._initial_data = self._initial_data, b""
             self._feed_handshake(data)
@@ -116,7 +119,6 @@ class ServerConnection(Connection):
         if not self._request_waiter.done():
             self._request_waiter.set_exception(EOFError("connection lost during handshake"))
         super().connection_lost(exc)
-        self.server._unregister(self)
 
     def _feed_handshake(self, data: bytes) -> None:
         parser = self._parser
