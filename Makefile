@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test check lint typecheck layers pytest bench autobahn clean
+.PHONY: setup demo test check lint typecheck layers pytest bench autobahn clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,12 @@ typecheck: setup
 layers: setup
 	$(BIN)/lint-imports
 
-pytest: setup
+# The browser interop test drives a real headless Chromium.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+pytest: setup browser
 	PYTHONASYNCIODEBUG=1 $(BIN)/python -m pytest -q -p no:cacheprovider
 
 check: lint typecheck layers
