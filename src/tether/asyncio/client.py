@@ -233,7 +233,13 @@ class connect:
             uri = parse_uri(self.uri)
             for _ in range(self.max_redirects + 1):
                 connection = await self._connect_once(uri)
-                response = await connection._response_waiter
+                try:
+                    response = await connection._response_waiter
+                except BaseException:
+                    # Timeout, cancellation or a bad response: drop the connection.
+                    if connection.transport is not None:
+                        connection.transport.abort()
+                    raise
                 connection.response = response
                 location = response.headers.get("Location")
                 if response.status_code in (301, 302, 303, 307, 308) and location:
