@@ -1,0 +1,406 @@
+"""Run every benchmark scenario against every server and print one markdown table.
+
+Each measurement starts a fresh server process (``benchmarks/servers/NAME_server.py``)
+pinned to CPU 0 and a load generator process (``benchmarks/loadgen.py``) pinned to CPU 1,
+both with ``taskset`` when it is available. Results also go to
+``benchmarks/results/latest.md`` with the machine and the library versions.
+
+Usage::
+
+    python benchmarks/run.py                    # every scenario, asyncio and uvloop
+    python benchmarks/run.py --quick            # ~1 s per measurement, smaller counts
+    python benchmarks/run.py --scenarios 1,2 --servers tether,picows --loops asyncio
+    python benchmarks/run.py --full             # the long capacity run (scenario 7)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+
+HERE = Path(__file__).resolve().parent
+SERVERS_DIR = HERE / "servers"
+RESULTS = HERE / "results" / "latest.md"
+LIBRARIES = ("tether", "websockets", "aiohttp", "picows")
+PEERS = ("websockets", "aiohttp", "picows")
+CALIBRATION = "raw"
+RAW_SCENARIOS = {1, 2, 3}  # the raw server has no fan-out; memory and churn say little
+
+SCENARIO_NAMES = {
+    1: "64 B echo, 64 in flight",
+    2: "64 B echo, 1 in flight",
+    3: "1 MiB echo, 4 in flight",
+    4: "fan-out",
+    5: "memory per idle connection",
+    6: "churn (connect+handshake+close)",
+    7: "capacity (1 msg/s each, keepalive on)",
+}
+LOWER_IS_BETTER = {5, 7}
+
+# Scenario -> (peer to compare with, or None for the best peer; target ratio; kind).
+TARGETS: dict[int, tuple[str | None, float, str]] = {
+    1: ("picows", 1.3, ">="),
+    2: ("picows", 1.0, ">="),
+    3: ("picows", 1.0, ">="),
+    4: ("picows", 1.5, ">="),
+    5: ("aiohttp", 0.5, "<="),
+    6: (None, 1.0, ">="),
+    7: (None, 0.0, "errors"),
+}
+
+
+@dataclass
+class Result:
+    scenario: int
+    server: str
+    loop: str
+    value: float | None
+    unit: str
+    errors: int = 0
+    srv_cpu: float | None = None
+    gen_cpu: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    failure: str = ""
+
+
+# Processes
+
+
+def pinning() -> tuple[list[str], list[str]]:
+    """``taskset`` prefixes for the server and the load generator (empty if unusable)."""
+    taskset = shutil.which("taskset")
+    if taskset is None or (os.cpu_count() or 1) < 2:
+        return [], []
+    probe = subprocess.run([taskset, "-c", "1", "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        return [], []
+    return [taskset, "-c", "0"], [taskset, "-c", "1"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """A benchmark server in its own process; always terminated on exit."""
+
+    def __init__(self, name: str, loop: str, prefix: list[str]) -> None:
+        self.port = free_port()
+        command = [*prefix, sys.executable, str(SERVERS_DIR / f"{name}_server.py")]
+        command.append(str(self.port))
+        if loop == "uvloop":
+            command.append("--uvloop")
+        self.command = command
+        self.process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> ServerProcess:
+        self.process = subprocess.Popen(
+            self.command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + 20.0
+        line = ""
+        # readline() blocks, but a server that dies closes stdout and returns "".
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line or line.strip() == "ready":
+                break
+        if line.strip() != "ready":
+            self.stop()
+            raise RuntimeError(f"server did not start: {' '.join(self.command)}")
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(5.0)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+        self.process = None
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def loadgen_options(args: argparse.Namespace, scenario: int) -> tuple[list[str], float]:
+    """Command-line options of the load generator and a hard timeout for it."""
+    options = ["--duration", str(args.duration), "--warmup", str(args.warmup)]
+    budget = args.duration + args.warmup + 60.0
+    if scenario == 4:
+        options += ["--clients", str(args.clients), "--messages", str(args.messages)]
+        budget += 120.0
+    elif scenario == 5:
+        options += ["--connections", str(args.memory_connections)]
+    elif scenario == 7:
+        options += ["--connections", str(args.capacity_connections)]
+        options += ["--seconds", str(args.capacity_seconds)]
+        budget += args.capacity_seconds
+    return options, budget
+
+
+def measure(
+    args: argparse.Namespace, scenario: int, server: str, loop: str, pins: tuple[list[str], ...]
+) -> Result:
+    server_pin, gen_pin = pins
+    try:
+        with ServerProcess(server, loop, server_pin) as proc:
+            options, budget = loadgen_options(args, scenario)
+            command = [*gen_pin, sys.executable, str(HERE / "loadgen.py")]
+            command += ["--port", str(proc.port), "--scenario", str(scenario)]
+            command += ["--server-pid", str(proc.pid), *options]
+            completed = subprocess.run(
+                command, capture_output=True, text=True, timeout=budget, check=False
+            )
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        return Result(scenario, server, loop, None, "", errors=1, failure=str(exc)[:200])
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
+    if completed.returncode != 0 or not lines:
+        failure = (completed.stderr.strip().splitlines() or ["no output"])[-1][:200]
+        return Result(scenario, server, loop, None, "", errors=1, failure=failure)
+    data = json.loads(lines[-1])
+    return Result(
+        scenario,
+        server,
+        loop,
+        float(data["value"]),
+        data.get("unit", ""),
+        errors=int(data.get("errors", 0)),
+        srv_cpu=data.get("srv_cpu"),
+        gen_cpu=data.get("gen_cpu"),
+        extra={k: v for k, v in data.items() if k not in {"value", "unit", "scenario"}},
+        failure=data.get("failure", ""),
+    )
+
+
+# Report
+
+
+def best_peer(results: list[Result], scenario: int, loop: str) -> Result | None:
+    peers = [
+        r
+        for r in results
+        if r.scenario == scenario and r.loop == loop and r.server in PEERS and r.value is not None
+    ]
+    if not peers:
+        return None
+    if scenario in LOWER_IS_BETTER:
+        return min(peers, key=lambda r: r.value or 0.0)
+    return max(peers, key=lambda r: r.value or 0.0)
+
+
+def find(results: list[Result], scenario: int, server: str, loop: str) -> Result | None:
+    for r in results:
+        if r.scenario == scenario and r.server == server and r.loop == loop:
+            return r
+    return None
+
+
+def format_value(value: float) -> str:
+    if value >= 1000:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def target_cell(results: list[Result], r: Result) -> str:
+    if r.server != "tether" or r.value is None:
+        return ""
+    peer_name, goal, kind = TARGETS[r.scenario]
+    if kind == "errors":
+        return f"0 errors: {'met' if r.value == 0 else 'NOT met'}"
+    peer = (
+        best_peer(results, r.scenario, r.loop)
+        if peer_name is None
+        else find(results, r.scenario, peer_name, r.loop)
+    )
+    if peer is None or not peer.value:
+        return "no peer figure"
+    ratio = r.value / peer.value
+    met = ratio >= goal if kind == ">=" else ratio <= goal
+    return f"{ratio:.2f}x {peer.server} ({kind}{goal}): {'met' if met else 'NOT met'}"
+
+
+def ratio_cell(results: list[Result], r: Result) -> str:
+    if r.value is None or r.scenario == 7:
+        return ""
+    peer = best_peer(results, r.scenario, r.loop)
+    if peer is None or not peer.value:
+        return ""
+    return f"{r.value / peer.value:.2f}x {peer.server}"
+
+
+def cpu_cell(value: float | None) -> str:
+    if value is None or value < 0:
+        return ""
+    return f"{value * 100:.0f}%"
+
+
+def table(results: list[Result]) -> str:
+    rows = [
+        "| # | scenario | server | loop | result | unit | vs best peer | target (tether) "
+        "| server CPU | loadgen CPU |",
+        "|---|---|---|---|---:|---|---|---|---:|---:|",
+    ]
+    order = {name: i for i, name in enumerate((*LIBRARIES, CALIBRATION))}
+    for r in sorted(results, key=lambda r: (r.scenario, r.loop, order[r.server])):
+        if r.value is None:
+            value, unit = "failed", r.failure.replace("|", "/")
+        else:
+            value, unit = format_value(r.value), r.unit
+            if r.scenario == 7:
+                unit = f"errors ({r.extra.get('connections', '?')} conns, "
+                unit += f"p99 {r.extra.get('p99_ms', 0.0):.1f} ms)"
+            elif r.errors:
+                value += f" ({r.errors} errors)"
+        server = r.server if r.server != CALIBRATION else "raw (calibration)"
+        rows.append(
+            f"| {r.scenario} | {SCENARIO_NAMES[r.scenario]} | {server} | {r.loop} | {value} "
+            f"| {unit} | {ratio_cell(results, r)} | {target_cell(results, r)} "
+            f"| {cpu_cell(r.srv_cpu)} | {cpu_cell(r.gen_cpu)} |"
+        )
+    return "\n".join(rows)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def versions() -> str:
+    found = []
+    for name in ("tether", "websockets", "aiohttp", "picows", "uvloop"):
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{name} (not installed)")
+    return ", ".join(found)
+
+
+def report(args: argparse.Namespace, results: list[Result], pinned: bool, took: float) -> str:
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Benchmark results",
+        "",
+        f"- date: {now}",
+        f"- CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; kernel {platform.release()}",
+        f"- Python {platform.python_version()} ({platform.python_implementation()})",
+        f"- versions: {versions()}",
+        f"- pinning: {'server on CPU 0, load generator on CPU 1' if pinned else 'none'}",
+        f"- command: `{' '.join(['python', 'benchmarks/run.py', *sys.argv[1:]])}`",
+        f"- measured {args.duration:g} s per figure after {args.warmup:g} s of warm-up; "
+        f"fan-out {args.clients} clients x {args.messages} messages; memory "
+        f"{args.memory_connections} connections; capacity {args.capacity_connections} "
+        f"connections for {args.capacity_seconds:g} s; whole run {took:.0f} s",
+        "",
+        table(results),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="tether side-by-side benchmarks")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per figure")
+    parser.add_argument("--warmup", type=float, default=0.5)
+    parser.add_argument("--quick", action="store_true", help="~1 s smoke run, small counts")
+    parser.add_argument("--full", action="store_true", help="long capacity run (scenario 7)")
+    parser.add_argument("--scenarios", default="1,2,3,4,5,6,7", help="e.g. 1,2")
+    parser.add_argument("--servers", default=",".join((*LIBRARIES, CALIBRATION)))
+    parser.add_argument("--loops", default="asyncio,uvloop", help="asyncio,uvloop")
+    parser.add_argument("--clients", type=int, default=100, help="fan-out clients")
+    parser.add_argument("--messages", type=int, default=1000, help="fan-out messages each")
+    parser.add_argument("--memory-connections", type=int, default=1000)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    args.capacity_connections, args.capacity_seconds = 1000, 8.0
+    if args.full:
+        args.capacity_connections, args.capacity_seconds = 5000, 60.0
+    if args.quick:
+        args.duration, args.warmup = 1.0, 0.2
+        args.clients, args.messages = 50, 200
+        args.memory_connections = 200
+        args.capacity_connections, args.capacity_seconds = 200, 3.0
+    args.scenario_list = [int(s) for s in args.scenarios.split(",") if s.strip()]
+    args.server_list = [s.strip() for s in args.servers.split(",") if s.strip()]
+    args.loop_list = [s.strip() for s in args.loops.split(",") if s.strip()]
+    for s in args.scenario_list:
+        if s not in SCENARIO_NAMES:
+            parser.error(f"unknown scenario {s}")
+    for s in args.server_list:
+        if not (SERVERS_DIR / f"{s}_server.py").exists():
+            parser.error(f"unknown server {s}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    pins = pinning()
+    loops = list(args.loop_list)
+    if "uvloop" in loops:
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            print("uvloop is not installed: measuring the asyncio loop only", file=sys.stderr)
+            loops.remove("uvloop")
+    started = time.monotonic()
+    results: list[Result] = []
+    for loop in loops:
+        for server in args.server_list:
+            for scenario in args.scenario_list:
+                if server == CALIBRATION and scenario not in RAW_SCENARIOS:
+                    continue
+                result = measure(args, scenario, server, loop, pins)
+                shown = "failed" if result.value is None else format_value(result.value)
+                print(
+                    f"  [{time.monotonic() - started:5.0f} s] {scenario} {server:<10} "
+                    f"{loop:<7} {shown} {result.unit}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                results.append(result)
+    text = report(args, results, bool(pins[0]), time.monotonic() - started)
+    print(table(results))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    print(f"\nwritten to {args.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
