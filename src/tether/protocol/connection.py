@@ -63,6 +63,7 @@ class State(enum.IntEnum):
 Event = str | bytes | Frame
 """What :meth:`Protocol.events_received` returns: a message, or a control frame."""
 
+_pack_b = struct.Struct("!BB").pack
 _unpack_h = struct.Struct("!H").unpack_from
 _unpack_q = struct.Struct("!Q").unpack_from
 _UTF8Decoder = codecs.getincrementaldecoder("utf-8")
@@ -120,6 +121,9 @@ class Protocol:
         self._mask_pool = b""
         self._mask_pos = 0
         self._sending_message = False
+        # True while a small final frame may skip every check in _send_data: server side,
+        # no extension, OPEN, no fragmented message in progress.
+        self._fast_send = side is Side.SERVER and self._ext is None and state is State.OPEN
 
         # Input buffer holding a partial frame between reads; empty when idle.
         self._buf = bytearray()
@@ -209,6 +213,7 @@ class Protocol:
             return
         # Without a close handshake this is an abnormal closure (RFC 6455 section 7.1.5):
         # there is no one left to send a close frame to; 1006 is reported locally.
+        self._fast_send = False
         self.state = State.CLOSED
         self.close_transport = True
         self._buf = bytearray()
@@ -247,10 +252,17 @@ class Protocol:
         """
         if isinstance(data, str):
             data = data.encode()
+        if fin and self._fast_send and len(data) < 126:
+            # Fast path: a small unfragmented message from a server without extensions.
+            self._out.append(_pack_b(0x81, len(data)) + data)
+            return
         self._send_data(_OP_TEXT, data, fin)
 
     def send_binary(self, data: bytes | bytearray | memoryview, fin: bool = True) -> None:
         """Queue a binary frame; see :meth:`send_text` for ``fin``."""
+        if fin and self._fast_send and len(data) < 126:
+            self._out.append(_pack_b(0x82, len(data)) + data)
+            return
         self._send_data(_OP_BINARY, data, fin)
 
     def send_prepared(self, frame: bytes) -> None:
@@ -304,6 +316,7 @@ class Protocol:
         if self.close_rcvd is not None:  # pragma: no cover - state would be CLOSING
             self.close_rcvd_then_sent = True
         self.state = State.CLOSING
+        self._fast_send = False
 
     def fail(self, code: int, reason: str = "") -> None:
         """Fail the connection (RFC 6455 section 7.1.7).
@@ -319,6 +332,7 @@ class Protocol:
                 self.close_rcvd_then_sent = True
         if self.state is not State.CLOSED:
             self.state = State.CLOSING
+        self._fast_send = False
         self._discard = True
         self.close_transport = True
         self._buf = bytearray()
@@ -355,6 +369,7 @@ class Protocol:
         if opcode != _OP_CONT and self._sending_message:
             raise InvalidState("a fragmented message is in progress")
         self._sending_message = not fin
+        self._fast_send = fin and self.side is Side.SERVER and self._ext is None
         ext = self._ext
         if ext is None:
             self._write_frame((0x80 if fin else 0) | opcode, data)
@@ -468,7 +483,7 @@ class Protocol:
                     break
                 start = pos + hlen
                 if masked:
-                    payload = apply_mask(mv[start:frame_end], mv[start - 4 : start].tobytes())
+                    payload = apply_mask(mv[start:frame_end], mv[start - 4 : start])
                 else:
                     payload = mv[start:frame_end].tobytes()
                 pos = frame_end
@@ -574,7 +589,7 @@ class Protocol:
             return
         chunk = mv[hlen + checked : end]
         if masked:
-            chunk_bytes = apply_mask(chunk, mv[hlen - 4 : hlen].tobytes(), checked)
+            chunk_bytes = apply_mask(chunk, mv[hlen - 4 : hlen], checked)
         else:
             chunk_bytes = chunk.tobytes()
         probe = self._probe
@@ -677,6 +692,7 @@ class Protocol:
         elif self.close_rcvd_then_sent is None:
             self.close_rcvd_then_sent = False
         self.state = State.CLOSING
+        self._fast_send = False
         # Nothing may follow a close frame: discard the rest of the input.
         self._discard = True
         self._reset_message()

@@ -13,7 +13,9 @@ from collections.abc import Callable
 __all__ = ["apply_mask", "py_apply_mask", "SPEEDUPS"]
 
 
-def py_apply_mask(data: bytes | bytearray | memoryview, mask: bytes, offset: int = 0) -> bytes:
+def py_apply_mask(
+    data: bytes | bytearray | memoryview, mask: bytes | bytearray | memoryview, offset: int = 0
+) -> bytes:
     """XOR ``data`` with the 4-byte ``mask``, starting at mask position ``offset % 4``.
 
     XOR is done on one big integer, which is far faster in CPython than a byte loop.
@@ -26,6 +28,7 @@ def py_apply_mask(data: bytes | bytearray | memoryview, mask: bytes, offset: int
     if n == 0:
         return b""
     shift = offset & 3
+    mask = bytes(mask)
     key = (mask[shift:] + mask[:shift]) * ((n >> 2) + 1)
     result = int.from_bytes(data, "little") ^ int.from_bytes(key[:n], "little")
     return result.to_bytes(n, "little")
