@@ -86,13 +86,20 @@ async def run_server(host: str, port: int, ready: asyncio.Event | None = None) -
         print(f"tether demo on http://{host}:{server.port}/ (ws: /echo, /chat)", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        signals = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-        if ready is not None:
-            ready.set()
-        await stop.wait()
-        print("shutting down", flush=True)
+                signals.append(sig)
+        try:
+            if ready is not None:
+                ready.set()
+            await stop.wait()
+            print("shutting down", flush=True)
+        finally:
+            # Give the signals back, so that they work again once the demo is over.
+            for sig in signals:
+                loop.remove_signal_handler(sig)
 
 
 async def run_client(uri: str, messages: Sequence[str]) -> int:
