@@ -1,0 +1,262 @@
+"""Router: registration, validation order, body formats, typed handlers, errors, middleware."""
+
+import dataclasses
+import json
+
+import pytest
+from vectors import REPE_VECTORS
+
+from tether.rpc import beve
+from tether.rpc.context import CallContext
+from tether.rpc.errors import ApplicationError, RpcError
+from tether.rpc.repe import BodyFormat, ErrorCode, Message, RepeError, decode
+from tether.rpc.router import Router, _EncodeFailed
+
+
+def request(path, body=b"", fmt=BodyFormat.RAW, *, id=1, notify=False, qf=1, version=1):
+    if not isinstance(body, bytes):
+        body = json.dumps(body).encode()
+        fmt = BodyFormat.JSON
+    return Message(
+        id, path.encode(), body, query_format=qf, body_format=fmt, notify=notify, version=version
+    )
+
+
+def text(response):
+    return bytes(response.body).decode()
+
+
+@pytest.fixture
+def router():
+    router = Router()
+
+    @router.json("/sum")
+    def total(values):
+        return sum(values)
+
+    @router.json("/ping")
+    def ping():
+        return "pong"
+
+    @router.json("/async")
+    async def later(value):
+        return {"got": value}
+
+    return router
+
+
+async def test_json_handler_answers_in_glaze_shape(router):
+    response = await router.handle(request("/sum", [1, 2, 3], id=2))
+    assert (response.id, bytes(response.body), response.body_format) == (2, b"6", 2)
+    assert (bytes(response.query), response.query_format, response.ec) == (b"", 0, 0)
+
+
+async def test_vector_v1_gets_v2(router):
+    v1 = decode(bytes.fromhex(REPE_VECTORS["V1"][0]))
+    response = await router.handle(v1)
+    assert response.encode() == bytes.fromhex(REPE_VECTORS["V2"][0])
+
+
+async def test_beve_request_gets_beve_response(router):
+    v7 = decode(bytes.fromhex(REPE_VECTORS["V7"][0]))
+    response = await router.handle(v7)
+    assert response.body_format == BodyFormat.BEVE
+    assert beve.decode(response.body) == 6
+
+
+async def test_utf8_body_read_as_json_and_empty_body_as_none(router):
+    response = await router.handle(request("/async", b'"hi"', BodyFormat.UTF8))
+    assert json.loads(text(response)) == {"got": "hi"}
+    response = await router.handle(request("/async"))
+    assert json.loads(text(response)) == {"got": None}
+    response = await router.handle(request("/ping"))
+    assert text(response) == '"pong"'
+
+
+async def test_validation_order(router):
+    # Version first, even for an unknown path with a raw query.
+    response = await router.handle(request("/nope", qf=0, version=2))
+    assert response.ec == ErrorCode.VERSION_MISMATCH
+    assert text(response) == "REPE version mismatch: expected 1, got 2"
+    # Then the query format.
+    response = await router.handle(request("/sum", [1], qf=0))
+    assert response.ec == ErrorCode.INVALID_QUERY
+    bad_utf8 = Message(3, b"/\xff", b"", 1, 0)
+    assert (await router.handle(bad_utf8)).ec == ErrorCode.INVALID_QUERY
+    # Then the path.
+    response = await router.handle(request("/missing", [1]))
+    assert response.ec == ErrorCode.METHOD_NOT_FOUND
+    assert text(response) == "Method not found: /missing"
+    # Then the body: parse error (5), wrong format (4).
+    response = await router.handle(request("/sum", b"[1,", BodyFormat.JSON))
+    assert response.ec == ErrorCode.PARSE_ERROR
+    response = await router.handle(request("/sum", b"\x01", BodyFormat.RAW))
+    assert response.ec == ErrorCode.INVALID_BODY
+    response = await router.handle(request("/sum", b"[]", 4200))
+    assert response.ec == ErrorCode.INVALID_BODY
+
+
+async def test_error_reply_shape(router):
+    response = await router.handle(request("/missing", id=9))
+    assert (response.id, bytes(response.query), response.query_format) == (9, b"", 0)
+    assert response.body_format == BodyFormat.UTF8
+
+
+async def test_rpc_error_codes_and_crashes():
+    router = Router()
+    crashes = []
+
+    @router.json("/app")
+    def app(value):
+        raise RpcError(4100, "no such account")
+
+    @router.json("/plain")
+    def plain(value):
+        raise ApplicationError("it failed")
+
+    @router.json("/crash")
+    def crash(value):
+        raise KeyError("secret internals")
+
+    @router.json("/unencodable")
+    def unencodable(value):
+        return object()
+
+    def report(exc, ctx):
+        crashes.append(exc)
+
+    response = await router.handle(request("/app", 1), report=report)
+    assert (response.ec, text(response)) == (4100, "no such account")
+    response = await router.handle(request("/plain", 1), report=report)
+    assert (response.ec, text(response)) == (4096, "it failed")
+    response = await router.handle(request("/crash", 1), report=report)
+    assert (response.ec, text(response)) == (9, "handler panicked")
+    response = await router.handle(request("/unencodable", 1), report=report)
+    assert response.ec == 9
+    assert text(response).startswith("could not encode the result")
+    assert [type(exc) for exc in crashes] == [KeyError, _EncodeFailed]
+
+
+async def test_notify_never_answered(router):
+    calls = []
+
+    @router.json("/record")
+    def record(value):
+        calls.append(value)
+        raise RuntimeError("boom")
+
+    assert await router.handle(request("/record", 5, notify=True)) is None
+    assert await router.handle(request("/missing", 5, notify=True)) is None
+    assert await router.handle(request("/sum", b"[", BodyFormat.JSON, notify=True)) is None
+    assert await router.handle(request("/sum", [1], notify=True, version=2)) is None
+    assert await router.handle(request("/sum", [1], notify=True)) is None
+    assert calls == [5]
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: int = 0
+
+
+@dataclasses.dataclass
+class Shape:
+    name: str
+    points: list[Point]
+
+
+async def test_typed_handlers():
+    router = Router()
+
+    @router.typed("/norm")
+    def norm(point: Point) -> int:
+        return point.x * point.x + point.y * point.y
+
+    @router.typed("/shape")
+    async def shape(shape: Shape) -> Shape:
+        return Shape(shape.name.upper(), [Point(p.y, p.x) for p in shape.points])
+
+    @router.typed("/ints")
+    def ints(values: list[int]) -> int:
+        return len(values)
+
+    # Unknown keys are ignored (spec section 3.3).
+    response = await router.handle(request("/norm", {"x": 3, "y": 4, "z": 1}))
+    assert text(response) == "25"
+    response = await router.handle(request("/shape", {"name": "a", "points": [{"x": 1, "y": 2}]}))
+    assert json.loads(text(response)) == {"name": "A", "points": [{"x": 2, "y": 1}]}
+    for bad in ({"y": 4}, [1, 2], {"x": "3"}):
+        response = await router.handle(request("/norm", bad))
+        assert response.ec == ErrorCode.INVALID_BODY, bad
+    assert (await router.handle(request("/ints", [1, "a"]))).ec == ErrorCode.INVALID_BODY
+    response = await router.handle(request("/ints", beve.encode([1, 2, 3]), BodyFormat.BEVE))
+    assert beve.decode(response.body) == 3
+
+
+async def test_raw_and_context_handlers():
+    router = Router()
+
+    @router.raw("/echo")
+    def echo(message):
+        return bytes(message.body), BodyFormat.UTF8
+
+    @router.raw("/bytes", context=True)
+    async def raw_bytes(ctx, message):
+        return b"\x00" + ctx.method.encode()
+
+    @router.json("/who", context=True)
+    def who(ctx, value):
+        assert isinstance(ctx, CallContext)
+        return {"id": ctx.id, "method": ctx.method, "cancelled": ctx.cancelled, "value": value}
+
+    response = await router.handle(request("/echo", b"hello", BodyFormat.RAW))
+    assert (bytes(response.body), response.body_format) == (b"hello", BodyFormat.UTF8)
+    response = await router.handle(request("/bytes"))
+    assert (bytes(response.body), response.body_format) == (b"\x00/bytes", 0)
+    response = await router.handle(request("/who", 7, id=4))
+    assert json.loads(text(response)) == {"id": 4, "method": "/who", "cancelled": False, "value": 7}
+
+
+async def test_middleware_composes_in_order(router):
+    seen = []
+
+    @router.middleware
+    async def outer(ctx, message, call_next):
+        seen.append("outer in")
+        response = await call_next(ctx, message)
+        seen.append("outer out")
+        return response
+
+    @router.middleware
+    async def deny(ctx, message, call_next):
+        seen.append("deny")
+        if ctx.method == "/sum" and message.id == 13:
+            raise RpcError(4403, "forbidden")
+        return await call_next(ctx, message)
+
+    response = await router.handle(request("/sum", [1, 2], id=12))
+    assert text(response) == "3"
+    assert seen == ["outer in", "deny", "outer out"]
+    response = await router.handle(request("/sum", [1, 2], id=13))
+    assert (response.ec, text(response)) == (4403, "forbidden")
+
+
+async def test_mount_and_registration_errors(router):
+    api = Router()
+    api.add_json("/double", lambda value: value * 2)
+    router.mount("/api/v1", api)
+    response = await router.handle(request("/api/v1/double", 21))
+    assert text(response) == "42"
+    assert "/api/v1/double" in router.routes
+    with pytest.raises(ValueError, match="already registered"):
+        router.add_json("/sum", lambda value: value)
+    with pytest.raises(ValueError, match="json pointer"):
+        router.add_json("sum", lambda value: value)
+    with pytest.raises(ValueError, match="unknown handler kind"):
+        router.add("xml", "/x", lambda value: value)
+
+
+async def test_lookup_raises_repe_errors(router):
+    with pytest.raises(RepeError) as info:
+        router.lookup(request("/missing"))
+    assert info.value.ec == ErrorCode.METHOD_NOT_FOUND
