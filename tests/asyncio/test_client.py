@@ -500,3 +500,30 @@ async def test_connection_refused():
         port = sock.getsockname()[1]
         with pytest.raises(ConnectionRefusedError):
             await connect(f"ws://127.0.0.1:{port}/")
+
+
+async def test_redirect_over_tls(tls_contexts):
+    server_context, client_context = tls_contexts
+    log = []
+    process_request = redirecting({"/old": (302, "/new")}, log)
+    async with serve(
+        path_handler, "127.0.0.1", 0, ssl=server_context, process_request=process_request
+    ) as server:
+        uri = f"wss://127.0.0.1:{server.port}/old"
+        async with connect(uri, ssl=client_context) as ws:
+            assert await ws.recv() == "/new"
+    assert log == ["/old", "/new"]
+
+
+async def test_redirect_from_wss_to_ws_is_refused(tls_contexts):
+    server_context, client_context = tls_contexts
+    log = []
+    async with serve(path_handler, "127.0.0.1", 0) as plain:
+        redirects = {"/old": (302, f"ws://127.0.0.1:{plain.port}/insecure")}
+        process_request = redirecting(redirects, log)
+        async with serve(
+            path_handler, "127.0.0.1", 0, ssl=server_context, process_request=process_request
+        ) as secure:
+            with pytest.raises(InvalidHandshake, match="wss:// to ws://"):
+                await connect(f"wss://127.0.0.1:{secure.port}/old", ssl=client_context)
+    assert log == ["/old"]

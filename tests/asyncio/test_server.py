@@ -8,7 +8,6 @@ import socket
 import ssl
 
 import pytest
-import trustme
 
 from tether.asyncio.client import connect
 from tether.asyncio.server import is_upgrade_request, peek_request, serve
@@ -280,17 +279,6 @@ async def test_raw_handshake_gets_101():
 
 
 # TLS
-
-
-@pytest.fixture(scope="module")
-def tls_contexts():
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(server_context)
-    client_context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    ca.configure_trust(client_context)
-    return server_context, client_context
 
 
 async def test_tls_echo(tls_contexts):

@@ -246,9 +246,14 @@ class connect:
                     connection.transport.abort()  # type: ignore[union-attr]
                     new_uri = urllib.parse.urljoin(uri_to_str(uri), location)
                     try:
-                        uri = parse_uri(new_uri)
+                        new = parse_uri(new_uri)
                     except InvalidURI as exc:
                         raise InvalidHandshake(f"invalid redirect: {new_uri}") from exc
+                    if uri.secure and not new.secure:
+                        raise InvalidHandshake(
+                            f"refusing to redirect from wss:// to ws://: {new_uri}"
+                        )
+                    uri = new
                     continue
                 try:
                     subprotocol, extensions = client_validate(
