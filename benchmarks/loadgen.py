@@ -370,7 +370,8 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
     )
     if failures or not clients:
         await close_all(clients)
-        return {"value": 0.0, "unit": "deliveries/s", "errors": failures + 1}
+        failure = f"{failures} of {args.clients} connections failed"
+        return {"value": 0.0, "unit": "deliveries/s", "errors": failures, "failure": failure}
     await asyncio.sleep(0.2)  # let the server register the last subscribers
     trigger = client_frame(OP_TEXT, str(args.messages).encode())
     rates: list[float] = []
@@ -423,7 +424,9 @@ async def memory(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.sleep(1.0)
     after = rss_kib(args.server_pid)
     await close_all(clients + warm)
-    opened = max(len(clients), 1)
+    if not clients or not warm:
+        return {"value": 0.0, "unit": "KiB/conn", "errors": failures, "failure": "no connection"}
+    opened = len(clients)
     return {
         "value": (after - before) / opened,
         "unit": "KiB/conn",
@@ -459,6 +462,8 @@ async def churn(args: argparse.Namespace) -> dict[str, Any]:
 
     await asyncio.gather(*(worker() for _ in range(args.workers)))
     stats = window.stop() if window is not None else {"elapsed": args.duration}
+    if not done:
+        return {"value": 0.0, "unit": "conn/s", "errors": errors, "failure": "no cycle completed"}
     return {
         "value": done / stats["elapsed"],
         "unit": "conn/s",
@@ -471,6 +476,8 @@ async def capacity(args: argparse.Namespace) -> dict[str, Any]:
     """Scenario 7: N connections, each echoing one message a second for T seconds."""
     request = upgrade_request(args.port, "/")
     clients, failures = await open_many(args.port, lambda: FrameClient(request), args.connections)
+    if not clients:
+        return {"value": failures, "unit": "errors", "errors": failures, "failure": "no connection"}
     frame = client_frame(OP_BINARY, bytes(64))
     slots = 20  # a tick every 50 ms sends for 1/20 of the connections
     groups = [clients[i::slots] for i in range(slots)]

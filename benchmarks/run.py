@@ -34,6 +34,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 SERVERS_DIR = HERE / "servers"
 RESULTS = HERE / "results" / "latest.md"
+LOGS = HERE / "results" / "logs"
 LIBRARIES = ("tether", "websockets", "aiohttp", "picows")
 PEERS = ("websockets", "aiohttp", "picows")
 CALIBRATION = "raw"
@@ -99,8 +100,9 @@ def free_port() -> int:
 class ServerProcess:
     """A benchmark server in its own process; always terminated on exit."""
 
-    def __init__(self, name: str, loop: str, prefix: list[str]) -> None:
+    def __init__(self, name: str, loop: str, prefix: list[str], log: Path) -> None:
         self.port = free_port()
+        self.log = log
         command = [*prefix, sys.executable, str(SERVERS_DIR / f"{name}_server.py")]
         command.append(str(self.port))
         if loop == "uvloop":
@@ -109,12 +111,11 @@ class ServerProcess:
         self.process: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> ServerProcess:
-        self.process = subprocess.Popen(
-            self.command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                self.command, stdout=subprocess.PIPE, stderr=log, text=True
+            )
         assert self.process.stdout is not None
         deadline = time.monotonic() + 20.0
         line = ""
@@ -172,8 +173,9 @@ def measure(
     args: argparse.Namespace, scenario: int, server: str, loop: str, pins: tuple[list[str], ...]
 ) -> Result:
     server_pin, gen_pin = pins
+    log = LOGS / f"{server}-{loop}-{scenario}.log"
     try:
-        with ServerProcess(server, loop, server_pin) as proc:
+        with ServerProcess(server, loop, server_pin, log) as proc:
             options, budget = loadgen_options(args, scenario)
             command = [*gen_pin, sys.executable, str(HERE / "loadgen.py")]
             command += ["--port", str(proc.port), "--scenario", str(scenario)]
@@ -188,6 +190,9 @@ def measure(
         failure = (completed.stderr.strip().splitlines() or ["no output"])[-1][:200]
         return Result(scenario, server, loop, None, "", errors=1, failure=failure)
     data = json.loads(lines[-1])
+    if data.get("failure"):
+        failure = f"{data['failure'][:120]}; server log: {log.relative_to(HERE)}"
+        return Result(scenario, server, loop, None, "", errors=1, failure=failure)
     return Result(
         scenario,
         server,
@@ -198,7 +203,6 @@ def measure(
         srv_cpu=data.get("srv_cpu"),
         gen_cpu=data.get("gen_cpu"),
         extra={k: v for k, v in data.items() if k not in {"value", "unit", "scenario"}},
-        failure=data.get("failure", ""),
     )
 
 
@@ -348,6 +352,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--messages", type=int, default=1000, help="fan-out messages each")
     parser.add_argument("--memory-connections", type=int, default=1000)
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
     args = parser.parse_args(argv)
     args.capacity_connections, args.capacity_seconds = 1000, 8.0
     if args.full:
@@ -371,7 +376,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    pins = pinning()
+    pins = ([], []) if args.no_pin else pinning()
     loops = list(args.loop_list)
     if "uvloop" in loops:
         try:
