@@ -11,6 +11,7 @@ import pytest
 from tether.asyncio.client import connect
 from tether.asyncio.server import serve
 from tether.exceptions import (
+    ConnectionClosedOK,
     InvalidHandshake,
     InvalidHeaderValue,
     InvalidMessage,
@@ -527,3 +528,22 @@ async def test_redirect_from_wss_to_ws_is_refused(tls_contexts):
             with pytest.raises(InvalidHandshake, match="wss:// to ws://"):
                 await connect(f"wss://127.0.0.1:{secure.port}/old", ssl=client_context)
     assert log == ["/old"]
+
+
+async def test_frame_sent_with_the_101_response():
+    async def eager(reader, writer):
+        _, headers = await read_head(reader)
+        response = "\r\n".join(["HTTP/1.1 101 Switching Protocols", *good_headers(headers), "", ""])
+        # The server's first frame rides in the same segment as its response.
+        writer.write(response.encode() + b"\x81\x05first" + b"\x88\x02\x03\xe8")
+        # The client answers the close frame (masked, code 1000); then the server closes.
+        answer = await reader.readexactly(8)
+        assert answer[:2] == b"\x88\x82"
+        assert bytes(b ^ answer[2 + i % 4] for i, b in enumerate(answer[6:])) == b"\x03\xe8"
+
+    async with raw_server(eager) as port:
+        async with connect(f"ws://127.0.0.1:{port}/", close_timeout=0.5) as ws:
+            assert await ws.recv() == "first"
+            with pytest.raises(ConnectionClosedOK):
+                await ws.recv()
+            assert ws.close_code == 1000

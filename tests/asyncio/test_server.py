@@ -532,3 +532,47 @@ async def test_shutdown_waits_for_handler_of_closed_connection():
     await server.shutdown(drain_timeout=0.2)
     assert outcome == ["cancelled"]
     assert not server.connections
+
+
+def masked_text_frame(text):
+    payload = text.encode()
+    assert len(payload) < 126
+    key = os.urandom(4)
+    masked = bytes(byte ^ key[i % 4] for i, byte in enumerate(payload))
+    return bytes([0x81, 0x80 | len(payload)]) + key + masked
+
+
+async def test_frame_sent_with_the_handshake_request():
+    async with serve(echo, "127.0.0.1", 0) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            # The first frame rides in the same segment as the request.
+            writer.write(upgrade_request() + masked_text_frame("eager"))
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 101 ")
+            assert await reader.readexactly(7) == b"\x81\x05eager"
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+
+async def test_handoff_with_initial_data_including_a_frame():
+    loop = asyncio.get_running_loop()
+    async with serve(echo, "127.0.0.1", 0) as server:
+        with listening_socket() as listener:
+            port = listener.getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            sock, _ = await loop.sock_accept(listener)
+            sent = upgrade_request() + masked_text_frame("early bird")
+            writer.write(sent)
+            data = b""
+            while len(data) < len(sent):
+                data += await loop.sock_recv(sock, 4096)
+            await server.handle_socket(sock, initial_data=data)
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 101 ")
+                assert await reader.readexactly(12) == b"\x81\x0aearly bird"
+            finally:
+                writer.close()
+                await writer.wait_closed()
