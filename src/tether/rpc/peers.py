@@ -1,0 +1,326 @@
+"""Server push: per-connection outbound queues, :class:`PeerHandle`, :class:`PeerRegistry`.
+
+Every server connection has one bounded outbound queue and one writer task (spec
+section 3.3): responses and pushed notifies leave in the order they were queued.
+Pushing a notify never waits: :meth:`PeerHandle.send_notify` returns a
+:class:`SendResult` at once, ``OK`` meaning "queued", not "delivered" (spec section 3.4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ..types import BytesLike, PeerInfo
+from .bodies import encode_body
+from .repe import BodyFormat, notify_message
+
+
+__all__ = [
+    "Outbound",
+    "PeerHandle",
+    "PeerRegistry",
+    "SendResult",
+]
+
+
+class SendResult(enum.Enum):
+    """What happened to a pushed notify. Only ``OK`` is true in a boolean context."""
+
+    OK = "ok"
+    """Queued for the peer's writer (not yet delivered)."""
+    FULL = "full"
+    """The peer's outbound queue is full (a slow consumer); nothing was queued."""
+    DISCONNECTED = "disconnected"
+    """The peer is gone."""
+    TOO_LARGE = "too_large"
+    """Above the assumed peer frame limit: dropped and reported via ``on_error``."""
+
+    def __bool__(self) -> bool:
+        return self is SendResult.OK
+
+
+_OK = SendResult.OK
+_FULL = SendResult.FULL
+_DISCONNECTED = SendResult.DISCONNECTED
+_TOO_LARGE = SendResult.TOO_LARGE
+
+
+class Outbound:
+    """A bounded FIFO of encoded messages, drained by one writer task.
+
+    :meth:`try_put` never waits (notifies; callable from any thread); :meth:`put` waits
+    for room (responses: a full queue stops the reader, which is the backpressure).
+
+    Args:
+        capacity: the most messages queued at once (at least 1).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"outbound capacity must be at least 1, got {capacity}")
+        self.capacity = capacity
+        self.loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        self._items: collections.deque[BytesLike] = collections.deque()
+        self._closed = False
+        self._reader_waiter: asyncio.Future[None] | None = None
+        self._space_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def try_put(self, data: BytesLike) -> SendResult:
+        """Queue ``data`` if there is room, without waiting."""
+        if self._closed:
+            return _DISCONNECTED
+        if len(self._items) >= self.capacity:
+            return _FULL
+        self._items.append(data)
+        if threading.get_ident() == self._thread:
+            self._wake()
+        else:
+            self.loop.call_soon_threadsafe(self._wake)
+        return _OK
+
+    async def put(self, data: BytesLike) -> bool:
+        """Queue ``data``, waiting for room; return ``False`` once the queue is closed."""
+        while len(self._items) >= self.capacity and not self._closed:
+            waiter = self.loop.create_future()
+            self._space_waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._space_waiters:
+                    self._space_waiters.remove(waiter)
+        if self._closed:
+            return False
+        self._items.append(data)
+        self._wake()
+        return True
+
+    async def get_all(self) -> list[BytesLike]:
+        """Wait for messages and take all of them; ``[]`` once closed and empty."""
+        items = self._items
+        while not items:
+            if self._closed:
+                return []
+            waiter = self._reader_waiter = self.loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._reader_waiter = None
+        batch = list(items)
+        items.clear()
+        for waiter in self._space_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        return batch
+
+    def close(self) -> None:
+        """Refuse new messages; the writer still takes what is queued."""
+        self._closed = True
+        self._wake()
+        for waiter in self._space_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _wake(self) -> None:
+        waiter = self._reader_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class PeerHandle:
+    """One connected peer, for pushing notifies to it (spec section 3.4).
+
+    Attributes:
+        id: the peer id, unique in the process, from 1.
+        info: the transport's peer information (handshake path, query, headers).
+    """
+
+    __slots__ = ("_limit", "_outbound", "_too_large", "id", "info")
+
+    def __init__(
+        self,
+        id: int,
+        info: PeerInfo,
+        outbound: Outbound,
+        *,
+        limit: int | None = None,
+        too_large: Callable[[PeerHandle, int, str], None] | None = None,
+    ) -> None:
+        self.id = id
+        self.info = info
+        self._outbound = outbound
+        self._limit = limit
+        self._too_large = too_large
+
+    def __repr__(self) -> str:
+        return f"<PeerHandle {self.id}>"
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection still accepts messages."""
+        return not self._outbound.closed
+
+    @property
+    def queued(self) -> int:
+        """How many messages wait in the outbound queue."""
+        return len(self._outbound)
+
+    def send_notify(
+        self, path: str, body: BytesLike = b"", body_format: int = BodyFormat.RAW
+    ) -> SendResult:
+        """Queue a notify with an encoded body (id 0, query format 1; spec 3.4).
+
+        Never waits. Callable from a thread pool handler too.
+        """
+        return self.send_encoded(notify_message(path, body, body_format).encode(), path)
+
+    def send_notify_json(self, path: str, value: Any) -> SendResult:
+        """Queue a notify with ``value`` encoded as JSON."""
+        return self.send_notify(path, encode_body(value, BodyFormat.JSON), BodyFormat.JSON)
+
+    def send_notify_beve(self, path: str, value: Any) -> SendResult:
+        """Queue a notify with ``value`` encoded as BEVE."""
+        return self.send_notify(path, encode_body(value, BodyFormat.BEVE), BodyFormat.BEVE)
+
+    def send_notify_utf8(self, path: str, text: str) -> SendResult:
+        """Queue a notify with a UTF-8 text body."""
+        return self.send_notify(path, text.encode(), BodyFormat.UTF8)
+
+    def send_encoded(self, data: BytesLike, path: str = "") -> SendResult:
+        """Queue an already encoded REPE message (broadcasts encode once and call this)."""
+        limit = self._limit
+        if limit is not None and len(data) > limit:
+            # Spec section 3.6: an oversized notify is dropped and reported.
+            if self._too_large is not None:
+                self._too_large(self, len(data), path)
+            return _TOO_LARGE
+        return self._outbound.try_put(data)
+
+
+class PeerRegistry:
+    """The live peers of one or more servers, with application aliases (spec 3.4).
+
+    A key names at most one peer; a peer may have several keys; aliasing a key to
+    another peer moves it; removing a peer drops its keys. Use it from the event loop's
+    thread (pushing through a :class:`PeerHandle` works from any thread).
+    """
+
+    def __init__(self) -> None:
+        self._peers: dict[int, PeerHandle] = {}
+        self._key_to_peer: dict[str, int] = {}
+        self._peer_keys: dict[int, list[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._peers)
+
+    def __iter__(self) -> Iterator[PeerHandle]:
+        return iter(list(self._peers.values()))
+
+    def __contains__(self, peer_id: object) -> bool:
+        return peer_id in self._peers
+
+    def ids(self) -> list[int]:
+        """The ids of the live peers."""
+        return list(self._peers)
+
+    def insert(self, peer: PeerHandle) -> None:
+        """Add a peer (the server does it when a connection opens)."""
+        self._peers[peer.id] = peer
+
+    def remove(self, peer_id: int) -> PeerHandle | None:
+        """Remove a peer and its aliases (the server does it on disconnect)."""
+        for key in self._peer_keys.pop(peer_id, ()):
+            del self._key_to_peer[key]
+        return self._peers.pop(peer_id, None)
+
+    def get(self, peer_id: int) -> PeerHandle | None:
+        """The peer with this id, or ``None``."""
+        return self._peers.get(peer_id)
+
+    # Aliases
+
+    def alias(self, peer_id: int, key: str) -> bool:
+        """Attach ``key`` to a peer, moving it from any other peer.
+
+        Returns:
+            ``False`` when no live peer has this id (nothing changes).
+        """
+        if peer_id not in self._peers:
+            return False
+        previous = self._key_to_peer.get(key)
+        if previous == peer_id:
+            return True
+        if previous is not None:
+            keys = self._peer_keys[previous]
+            keys.remove(key)
+            if not keys:
+                del self._peer_keys[previous]
+        self._key_to_peer[key] = peer_id
+        self._peer_keys.setdefault(peer_id, []).append(key)
+        return True
+
+    def unalias(self, key: str) -> bool:
+        """Detach ``key``; return whether it was attached."""
+        peer_id = self._key_to_peer.pop(key, None)
+        if peer_id is None:
+            return False
+        keys = self._peer_keys[peer_id]
+        keys.remove(key)
+        if not keys:
+            del self._peer_keys[peer_id]
+        return True
+
+    def get_by(self, key: str) -> PeerHandle | None:
+        """The peer that ``key`` names, or ``None``."""
+        peer_id = self._key_to_peer.get(key)
+        return None if peer_id is None else self._peers.get(peer_id)
+
+    def key_for(self, peer_id: int) -> str | None:
+        """The first key attached to a peer, or ``None``."""
+        keys = self._peer_keys.get(peer_id)
+        return keys[0] if keys else None
+
+    def aliases_for(self, peer_id: int) -> list[str]:
+        """Every key attached to a peer, in the order they were attached."""
+        return list(self._peer_keys.get(peer_id, ()))
+
+    # Broadcast: encode once, enqueue everywhere (spec section 3.4).
+
+    def broadcast_notify_raw(
+        self, path: str, body: BytesLike, body_format: int = BodyFormat.RAW
+    ) -> dict[int, SendResult]:
+        """Queue one notify to every peer; the message is encoded once.
+
+        Returns:
+            Each peer's :class:`SendResult`; a full queue affects only its peer.
+        """
+        data = notify_message(path, body, body_format).encode()
+        return {peer_id: peer.send_encoded(data, path) for peer_id, peer in self._snapshot()}
+
+    def broadcast_notify_json(self, path: str, value: Any) -> dict[int, SendResult]:
+        """:meth:`broadcast_notify_raw` with ``value`` encoded as JSON."""
+        return self.broadcast_notify_raw(path, encode_body(value, BodyFormat.JSON), BodyFormat.JSON)
+
+    def broadcast_notify_beve(self, path: str, value: Any) -> dict[int, SendResult]:
+        """:meth:`broadcast_notify_raw` with ``value`` encoded as BEVE."""
+        return self.broadcast_notify_raw(path, encode_body(value, BodyFormat.BEVE), BodyFormat.BEVE)
+
+    def broadcast_notify_utf8(self, path: str, text: str) -> dict[int, SendResult]:
+        """:meth:`broadcast_notify_raw` with a UTF-8 text body."""
+        return self.broadcast_notify_raw(path, text.encode(), BodyFormat.UTF8)
+
+    def _snapshot(self) -> list[tuple[int, PeerHandle]]:
+        return list(self._peers.items())
