@@ -576,3 +576,24 @@ async def test_handoff_with_initial_data_including_a_frame():
             finally:
                 writer.close()
                 await writer.wait_closed()
+
+
+async def test_shutdown_drops_connections_still_in_handshake():
+    server = await serve(echo, "127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never finished
+        await until(lambda: server.connections)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await server.shutdown(drain_timeout=2)
+        assert loop.time() - start < 1
+        assert not server.connections
+        try:
+            assert await reader.read() == b""
+        except ConnectionResetError:
+            pass
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
