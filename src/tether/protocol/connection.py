@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from ..exceptions import InvalidState, PayloadTooBig, ProtocolError
 from .close import Close, CloseCode
 from .extensions.base import Extension
+from .fastpath import parse_messages
 from .frames import Frame, Opcode, serialize_header
 from .limits import Limits
 from .masking import apply_mask
@@ -435,8 +436,22 @@ class Protocol:
         server = self.side is Side.SERVER
         events = self._events
         max_frame = self.max_frame_size
+        max_message = self.max_message_size
+        if max_frame is None:
+            limit = -1 if max_message is None else max_message
+        else:
+            limit = max_frame if max_message is None else min(max_frame, max_message)
         try:
             while end - pos >= 2:
+                if self._msg_opcode < 0:
+                    # Complete, unfragmented, uncompressed messages: one C call for all.
+                    start = pos
+                    pos = parse_messages(mv, pos, end, server, limit, events)  # type: ignore[arg-type]
+                    if pos != start and self._probe is not None:
+                        self._probe = None
+                        self._partial_checked = 0
+                    if end - pos < 2:
+                        break
                 b0 = mv[pos]
                 b1 = mv[pos + 1]
                 length = b1 & 0x7F
