@@ -230,6 +230,12 @@ class Connection(asyncio.BufferedProtocol):
         return self
 
     async def __anext__(self) -> Data:
+        messages = self._messages
+        if messages and not self._reading_paused and not self.protocol.failure_pending:
+            # Fast path: a message is queued and no flow-control bookkeeping is due.
+            message = messages.popleft()
+            self._queued_bytes -= len(message)
+            return message
         try:
             return await self.recv()
         except ConnectionClosedOK:
@@ -265,7 +271,12 @@ class Connection(asyncio.BufferedProtocol):
         if self.listeners:
             for listener in self.listeners:
                 listener.message_sent(self, message)
-        self._schedule_flush(len(message))
+        # Inlined _schedule_flush: this is the hot path of every send.
+        pending = self._pending_out = self._pending_out + len(message)
+        if pending >= self.write_limit_high:
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = self.loop.call_soon(self._flush)
         if self._writing_paused:
             await self._wait_drain()
 
