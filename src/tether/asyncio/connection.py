@@ -271,9 +271,10 @@ class Connection(asyncio.BufferedProtocol):
         if self.listeners:
             for listener in self.listeners:
                 listener.message_sent(self, message)
-        # Inlined _schedule_flush: this is the hot path of every send.
+        # Coalesce writes while received messages wait to be answered; with none left,
+        # nothing else is coming this turn: write now rather than a loop turn later.
         pending = self._pending_out = self._pending_out + len(message)
-        if pending >= self.write_limit_high:
+        if pending >= self.write_limit_high or not self._messages:
             self._flush()
         elif self._flush_handle is None:
             self._flush_handle = self.loop.call_soon(self._flush)
