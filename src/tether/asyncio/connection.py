@@ -18,7 +18,7 @@ import os
 import threading
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from ..exceptions import (
     ConcurrencyError,
@@ -420,8 +420,8 @@ class Connection(asyncio.BufferedProtocol):
     # asyncio.BufferedProtocol callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement the interface without subclassing it.
+        self.transport = transport = cast(asyncio.Transport, transport)
         transport.set_write_buffer_limits(self.write_limit_high, self.write_limit_low)
         self.remote_address = transport.get_extra_info("peername")
         self._last_recv = self.loop.time()
@@ -597,11 +597,8 @@ class Connection(asyncio.BufferedProtocol):
         if out:
             if len(out) == 1:
                 transport.write(out[0])
-            elif len(out) <= 64:
-                transport.write(b"".join(out))
             else:
-                for chunk in out:
-                    transport.write(chunk)
+                _write_coalesced(transport, out)
         if self.protocol.close_transport:
             # close() lets the transport write what is buffered first.
             transport.close()
@@ -661,6 +658,26 @@ class Connection(asyncio.BufferedProtocol):
         self._halves_open -= 1
         if self._halves_open <= 0:
             await self.close()
+
+
+# Payloads at least this large are written on their own instead of being copied into
+# one joined buffer with the small frames around them.
+_LARGE_CHUNK = 65536
+
+
+def _write_coalesced(transport: asyncio.Transport, chunks: list[bytes]) -> None:
+    """Write many frames with as few ``transport.write`` calls as possible."""
+    small: list[bytes] = []
+    for chunk in chunks:
+        if len(chunk) < _LARGE_CHUNK:
+            small.append(chunk)
+            continue
+        if small:
+            transport.write(b"".join(small))
+            small = []
+        transport.write(chunk)
+    if small:
+        transport.write(small[0] if len(small) == 1 else b"".join(small))
 
 
 class Sender:
