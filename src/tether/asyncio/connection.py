@@ -93,6 +93,48 @@ class Connection(asyncio.BufferedProtocol):
         listeners: observability hooks, called in order.
     """
 
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_close_exc",
+        "_close_timer",
+        "_closed",
+        "_drain_waiter",
+        "_failure_reason",
+        "_flush_handle",
+        "_fragment_lock",
+        "_halves_open",
+        "_keepalive_ping",
+        "_keepalive_sent",
+        "_last_recv",
+        "_messages",
+        "_own_buffer",
+        "_pending_out",
+        "_pings",
+        "_queued_bytes",
+        "_reading_paused",
+        "_recv_waiter",
+        "_writing_paused",
+        "close_timeout",
+        "latency",
+        "listeners",
+        "loop",
+        "max_queue_high",
+        "max_queue_low",
+        "path",
+        "ping_interval",
+        "ping_timeout",
+        "protocol",
+        "query",
+        "remote_address",
+        "request_headers",
+        "response_headers",
+        "subprotocol",
+        "transport",
+        "write_limit_high",
+        "write_limit_low",
+    )
+
     def __init__(
         self,
         protocol: Protocol,
@@ -114,7 +156,7 @@ class Connection(asyncio.BufferedProtocol):
         if isinstance(write_limit, int):
             write_limit = (write_limit, write_limit // 4)
         self.write_limit_high, self.write_limit_low = write_limit
-        self.listeners = list(listeners)
+        self.listeners = listeners if isinstance(listeners, tuple) else tuple(listeners)
 
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
@@ -134,7 +176,9 @@ class Connection(asyncio.BufferedProtocol):
         """Round-trip time of the last answered ping, in seconds."""
 
         # Receive side.
-        self._messages: collections.deque[Data] = collections.deque()
+        # Allocated on the first message and released while waiting: idle connections
+        # hold no queue.
+        self._messages: collections.deque[Data] | None = None
         self._queued_bytes = 0
         self._recv_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
@@ -148,7 +192,7 @@ class Connection(asyncio.BufferedProtocol):
         self._fragment_lock: asyncio.Lock | None = None
 
         # Pings: payload -> (future, time sent).
-        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
+        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] | None = None
         self._keepalive_ping: bytes | None = None
         self._keepalive_sent = 0.0
         self._last_recv = 0.0
@@ -210,11 +254,14 @@ class Connection(asyncio.BufferedProtocol):
                 raise self._closed_error()
             if self._recv_waiter is not None:
                 raise ConcurrencyError("another coroutine is already waiting for a message")
+            # Going idle: release the empty queue.
+            self._messages = None
             waiter = self._recv_waiter = self.loop.create_future()
             try:
                 await waiter
             finally:
                 self._recv_waiter = None
+            messages = self._messages
         message = messages.popleft()
         if not messages and self.protocol.failure_pending:
             # Fail once the application had a chance to answer this last message.
@@ -340,16 +387,18 @@ class Connection(asyncio.BufferedProtocol):
             payload = data.encode()
         elif data is None:
             payload = os.urandom(4)
-            while payload in self._pings:  # pragma: no cover - 2**-32 chance
+            while self._pings and payload in self._pings:  # pragma: no cover - 2**-32 chance
                 payload = os.urandom(4)
         else:
             payload = bytes(data)
-        if payload in self._pings:
+        if self._pings and payload in self._pings:
             raise ConcurrencyError("already waiting for a pong with the same data")
         if self.protocol.state is not State.OPEN:
             raise self._closed_error()
         self.protocol.send_ping(payload)
         waiter: asyncio.Future[float] = self.loop.create_future()
+        if self._pings is None:
+            self._pings = {}
         self._pings[payload] = (waiter, self.loop.time())
         self._flush()
         return waiter
@@ -479,11 +528,12 @@ class Connection(asyncio.BufferedProtocol):
         if drain is not None and not drain.done():
             drain.set_exception(close_exc)
             drain.exception()  # Mark it retrieved: nobody may be waiting any more.
-        for ping_waiter, _ in self._pings.values():
-            if not ping_waiter.done():
-                ping_waiter.set_exception(close_exc)
-                ping_waiter.exception()
-        self._pings.clear()
+        if self._pings:
+            for ping_waiter, _ in self._pings.values():
+                if not ping_waiter.done():
+                    ping_waiter.set_exception(close_exc)
+                    ping_waiter.exception()
+        self._pings = None
         if not self._closed.done():
             self._closed.set_result(None)
         for listener in self.listeners:
@@ -506,6 +556,8 @@ class Connection(asyncio.BufferedProtocol):
         events = protocol.events_received()
         if events:
             messages = self._messages
+            if messages is None:
+                messages = self._messages = collections.deque()
             listeners = self.listeners
             for event in events:
                 if type(event) is bytes or type(event) is str:
@@ -562,14 +614,15 @@ class Connection(asyncio.BufferedProtocol):
         if data == self._keepalive_ping:
             self.latency = now - self._keepalive_sent
             self._keepalive_ping = None
-        if not self._pings:
+        pings = self._pings
+        if not pings:
             return
         # A pong acknowledges the ping with the same payload and every earlier one
         # (RFC 6455 section 5.5.3 allows answering only the latest ping).
-        if data not in self._pings:
+        if data not in pings:
             return
-        for payload in list(self._pings):
-            waiter, sent = self._pings.pop(payload)
+        for payload in list(pings):
+            waiter, sent = pings.pop(payload)
             if not waiter.done():
                 waiter.set_result(now - sent)
             if payload == data:
@@ -752,7 +805,8 @@ class _KeepaliveWheel:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+        # A plain set: connections remove themselves in connection_lost.
+        self.connections: set[Connection] = set()
         self.handle: asyncio.TimerHandle | None = None
         self.period = 1.0
 

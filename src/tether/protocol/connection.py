@@ -95,6 +95,43 @@ class Protocol:
         extensions: negotiated extensions (at most one may use RSV1).
     """
 
+    __slots__ = (
+        "_buf",
+        "_buf_len",
+        "_discard",
+        "_events",
+        "_ext",
+        "_fast_send",
+        "_mask_pool",
+        "_mask_pos",
+        "_msg_compressed",
+        "_msg_decoder",
+        "_msg_frames",
+        "_msg_opcode",
+        "_msg_parts",
+        "_msg_size",
+        "_msg_text",
+        "_out",
+        "_partial_checked",
+        "_probe",
+        "_rsv1_ok",
+        "_sending_message",
+        "close_rcvd",
+        "close_rcvd_then_sent",
+        "close_sent",
+        "close_transport",
+        "eof_rcvd",
+        "extensions",
+        "failure",
+        "failure_pending",
+        "limits",
+        "max_fragments",
+        "max_frame_size",
+        "max_message_size",
+        "side",
+        "state",
+    )
+
     def __init__(
         self,
         side: Side,
