@@ -9,6 +9,7 @@ accepted elsewhere can be handed over with :meth:`Server.handle_socket`.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import socket
 import ssl as ssl_module
@@ -51,8 +52,15 @@ ProcessRequest: TypeAlias = Callable[
 ]
 """A hook run before the upgrade; returning a :class:`Response` refuses it."""
 
-HTTPHandler: TypeAlias = Callable[[Request], "Response | Awaitable[Response]"]
-"""Answers plain HTTP requests that arrive on the WebSocket port."""
+HTTPHandler: TypeAlias = (
+    Callable[[Request], "Response | Awaitable[Response]"]
+    | Callable[[Request, "ServerConnection"], "Response | Awaitable[Response]"]
+)
+"""Answers plain HTTP requests that arrive on the WebSocket port.
+
+A handler with two positional parameters also gets the :class:`ServerConnection`
+(for the client's address, the TLS state, ...).
+"""
 
 
 class ServerConnection(Connection):
@@ -243,7 +251,10 @@ class ServerConnection(Connection):
             )
             return
         try:
-            response = http_handler(request)
+            if self.server.options.http_handler_wants_connection:
+                response = http_handler(request, self)  # type: ignore[call-arg]
+            else:
+                response = http_handler(request)  # type: ignore[call-arg]
             if isinstance(response, Awaitable):
                 response = await response
         except Exception:
@@ -264,6 +275,18 @@ class ServerConnection(Connection):
     def _abort_handshake(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+
+def _wants_connection(http_handler: HTTPHandler | None) -> bool:
+    """Tell whether ``http_handler`` takes ``(request, connection)`` rather than ``(request)``."""
+    if http_handler is None:
+        return False
+    try:
+        parameters = inspect.signature(http_handler).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for parameter in parameters if parameter.kind in positional) >= 2
 
 
 def _is_upgrade(request: Request) -> bool:
@@ -287,6 +310,7 @@ class _Options:
     listeners: Sequence[EventListener]
     process_request: ProcessRequest | None
     http_handler: HTTPHandler | None
+    http_handler_wants_connection: bool
     subprotocols: Sequence[Subprotocol] | None
     select_subprotocol: Callable[[Sequence[Subprotocol]], Subprotocol | None] | None
     extensions: Sequence[ServerExtensionFactory]
@@ -436,7 +460,9 @@ class serve:
             request; return a :class:`~tether.protocol.http11.Response` (or raise
             :class:`~tether.exceptions.RejectHandshake`) to refuse.
         http_handler: answers plain HTTP (non-upgrade) requests on the same port;
-            without it they get 426 Upgrade Required.
+            without it they get 426 Upgrade Required. Called with the request, or
+            with the request and the :class:`ServerConnection` when it takes two
+            positional parameters.
         subprotocols: supported subprotocols, in order of preference.
         select_subprotocol: picks a subprotocol from the client's offer instead.
         origins: allowed Origin values (``None`` in the list allows no Origin header).
@@ -496,6 +522,7 @@ class serve:
             listeners=list(listeners),
             process_request=process_request,
             http_handler=http_handler,
+            http_handler_wants_connection=_wants_connection(http_handler),
             subprotocols=[Subprotocol(s) for s in subprotocols] if subprotocols else None,
             select_subprotocol=select_subprotocol,
             extensions=list(extensions),
