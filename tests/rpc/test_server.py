@@ -266,17 +266,18 @@ async def test_disconnect_hook_once_on_clean_close_abort_and_shutdown(router):
 async def test_drain_cancels_offreader_handlers():
     router = Router()
     seen = []
-    started = asyncio.Event()
+    started = []
 
     @router.json("/long", blocking=True, context=True)
     async def long(ctx, value):
-        started.set()
+        started.append("async")
         await ctx.wait_cancelled()
         seen.append(ctx.cancelled)
         return "stopped"
 
     @router.json("/long_sync", blocking=True, context=True)
     def long_sync(ctx, value):
+        started.append("sync")
         seen.append(ctx.wait_cancelled_sync(5))
         return "stopped too"
 
@@ -285,8 +286,7 @@ async def test_drain_cancels_offreader_handlers():
     client = await rpc_connect(f"ws://127.0.0.1:{server.port}/repe")
     call = asyncio.ensure_future(client.call_json("/long"))
     call_sync = asyncio.ensure_future(client.call_json("/long_sync"))
-    await started.wait()
-    await until(lambda: client.pending == 2)
+    await until(lambda: len(started) == 2)
     await rpc.shutdown(3.0)
     # The responses were flushed before the close.
     assert await call == "stopped"
@@ -317,9 +317,11 @@ async def test_drain_aborts_after_the_timeout():
 
 async def test_shutdown_token_drains_cohosted_connections(router):
     seen = []
+    started = asyncio.Event()
 
     @router.json("/wait", blocking=True, context=True)
     async def wait(ctx, value):
+        started.set()
         await ctx.wait_cancelled()
         seen.append("cancelled")
         return "bye"
@@ -330,7 +332,8 @@ async def test_shutdown_token_drains_cohosted_connections(router):
     served = asyncio.ensure_future(rpc.handle(server_end, shutdown=token))
     client = RpcClient(client_end)
     call = asyncio.ensure_future(client.call_json("/wait"))
-    await until(lambda: len(token) == 1 and client.pending == 1)
+    await started.wait()
+    assert len(token) == 1
     await token.shutdown(2.0)
     assert await call == "bye"
     await served
