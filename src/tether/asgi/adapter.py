@@ -292,7 +292,10 @@ class ASGIWebSocket:
         await self._send_response(reject(status, body, headers))
 
     async def _send_response(self, response: Response) -> None:
-        await self._wait_connect()
+        try:
+            await self._wait_connect()
+        except ConnectionClosed:
+            return  # The client is gone: nobody to answer.
         self._state = State.CLOSED
         extensions = self.scope.get("extensions") or {}
         try:
