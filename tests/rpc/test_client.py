@@ -99,7 +99,9 @@ async def test_server_error_with_unknown_code(router, url):
             with pytest.raises(ServerError) as info:
                 await client.call_json("/fail", code)
             assert (info.value.code, info.value.name) == (code, name)
-            assert str(info.value) == f"{name} ({code}): custom"
+            assert str(info.value) == f"{name}: custom"
+        with pytest.raises(ServerError, match=r"^method not found \(6\): Method not found: /x$"):
+            await client.call_json("/x")
 
 
 async def test_ids_start_at_1_and_notifies_consume_ids():

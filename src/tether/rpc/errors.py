@@ -87,9 +87,10 @@ class ServerError(RpcError):
         return error_name(self.code)
 
     def __str__(self) -> str:
-        if self.message:
-            return f"{self.name} ({self.code}): {self.message}"
-        return f"{self.name} ({self.code})"
+        name = self.name
+        if str(self.code) not in name:
+            name = f"{name} ({self.code})"
+        return f"{name}: {self.message}" if self.message else name
 
 
 class RpcConnectionClosed(ConnectionClosed):
