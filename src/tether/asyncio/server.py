@@ -24,6 +24,7 @@ from ..protocol.extensions.base import ServerExtensionFactory
 from ..protocol.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from ..protocol.frames import Opcode, serialize_unmasked
 from ..protocol.handshake import reject, server_handshake
+from ..protocol.headers import Headers
 from ..protocol.http11 import Request, RequestParser, Response
 from ..protocol.limits import Limits
 from ..types import Origin, Subprotocol
@@ -67,10 +68,21 @@ class ServerConnection(Connection):
     """A server-side connection: runs the handshake, then the handler.
 
     Attributes:
-        request: the opening handshake request, once received.
-        response: the handshake response sent, once sent.
+        response: the HTTP response sent when the handshake was refused or the request
+            was plain HTTP; ``None`` after a successful upgrade (the 101 isn't kept).
         server: the :class:`Server` this connection belongs to.
     """
+
+    __slots__ = (
+        "_initial_data",
+        "_parser",
+        "_raw_request",
+        "_request",
+        "_request_waiter",
+        "_task",
+        "response",
+        "server",
+    )
 
     def __init__(self, server: Server) -> None:
         options = server.options
@@ -84,12 +96,40 @@ class ServerConnection(Connection):
             listeners=options.listeners,
         )
         self.server = server
-        self.request: Request | None = None
+        self._request: Request | None = None
+        # After the upgrade the request is kept as its raw head (a few hundred bytes) and
+        # parsed again only if the application asks for it: idle connections stay small.
+        self._raw_request: bytes | None = None
         self.response: Response | None = None
         self._parser: RequestParser | None = RequestParser(options.limits)
-        self._request_waiter: asyncio.Future[Request] = self.loop.create_future()
+        self._request_waiter: asyncio.Future[Request] | None = self.loop.create_future()
         self._initial_data = b""
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def request(self) -> Request | None:
+        """The opening handshake request, once received."""
+        request = self._request
+        if request is None and self._raw_request is not None:
+            request = RequestParser(self.protocol.limits).feed(self._raw_request)
+            self._request = request
+        return request
+
+    @request.setter
+    def request(self, request: Request | None) -> None:
+        self._request = request
+        self._raw_request = None
+
+    @property
+    def request_headers(self) -> Headers | None:
+        """Headers of the opening handshake request."""
+        request = self.request
+        return None if request is None else request.headers
+
+    @request_headers.setter
+    def request_headers(self, headers: Headers | None) -> None:
+        # Derived from the request; the base class's initial None is ignored.
+        pass
 
     # Handshake phase: bytes go to the HTTP parser until the request is complete.
 
@@ -99,10 +139,13 @@ class ServerConnection(Connection):
         self._task = self.loop.create_task(self._run())
         # The connection stays registered until its handler returns, even after the TCP
         # connection is closed, so that shutdown waits for (or cancels) the handler.
-        self._task.add_done_callback(lambda _: self.server._unregister(self))
+        self._task.add_done_callback(self._task_done)
         if self._initial_data:
             data, self._initial_data = self._initial_data, b""
             self._feed_handshake(data)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self.server._unregister(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._parser is not None:
@@ -118,14 +161,16 @@ class ServerConnection(Connection):
     def eof_received(self) -> bool | None:
         if self._parser is not None:
             self._parser = None
-            if not self._request_waiter.done():
-                self._request_waiter.set_exception(EOFError("connection closed during handshake"))
+            waiter = self._request_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(EOFError("connection closed during handshake"))
             return None
         return super().eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self._request_waiter.done():
-            self._request_waiter.set_exception(EOFError("connection lost during handshake"))
+        waiter = self._request_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(EOFError("connection lost during handshake"))
         super().connection_lost(exc)
 
     def _feed_handshake(self, data: bytes) -> None:
@@ -135,13 +180,15 @@ class ServerConnection(Connection):
             request = parser.feed(data)
         except (InvalidMessage, SecurityError) as exc:
             self._parser = None
-            if not self._request_waiter.done():
-                self._request_waiter.set_exception(exc)
+            waiter = self._request_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(exc)
             return
         if request is not None:
             self._parser = None
             self.transport.pause_reading()  # type: ignore[union-attr]
             self._initial_data = parser.leftover
+            assert self._request_waiter is not None
             self._request_waiter.set_result(request)
 
     async def _run(self) -> None:
@@ -151,7 +198,9 @@ class ServerConnection(Connection):
         try:
             try:
                 async with asyncio.timeout(options.open_timeout):
+                    assert self._request_waiter is not None
                     request = await self._request_waiter
+                self._request_waiter = None
             except (InvalidMessage, SecurityError) as exc:
                 status = getattr(exc, "status", 400)
                 self._send_response(reject(status, f"{exc}\n"))
@@ -166,6 +215,8 @@ class ServerConnection(Connection):
             handler = await self._handshake(request)
             if handler is None:
                 return
+            # Don't pin the parsed request for the life of the connection.
+            del request
             await self._run_handler(handler)
         except asyncio.CancelledError:
             if self.transport is not None:
@@ -206,10 +257,10 @@ class ServerConnection(Connection):
             self._send_response(outcome.response)
             return None
         self.subprotocol = outcome.subprotocol
-        self.request_headers = request.headers
         self.path = request.path
         self.query = request.query
-        self.response = outcome.response
+        self._request = None
+        self._raw_request = request.serialize()
         protocol = Protocol(SERVER, limits=options.limits, extensions=outcome.extensions)
         self.protocol = protocol
         assert self.transport is not None
