@@ -435,3 +435,15 @@ async def test_unix_socket(tmp_path):
         async with connect("ws://localhost/", sock=sock) as ws:
             await ws.send("over unix")
             assert await ws.recv() == "over unix"
+
+
+async def test_shutdown_after_close_without_connections_still_sends_1001():
+    async with serve(echo, "127.0.0.1", 0) as server:
+        ws = await connect(url(server))
+        server.close(close_connections=False)
+        await ws.send("still served")
+        assert await ws.recv() == "still served"
+        await server.shutdown(drain_timeout=5)
+        with pytest.raises(ConnectionClosedOK) as info:
+            await ws.recv()
+        assert info.value.code == 1001

@@ -383,6 +383,7 @@ class Server:
         self.server: asyncio.base_events.Server | None = None
         self.loop = asyncio.get_running_loop()
         self._closing = False
+        self._closers: set[asyncio.Task[None]] = set()
         self._closed: asyncio.Future[None] = self.loop.create_future()
 
     @property
@@ -433,15 +434,17 @@ class Server:
         Use :meth:`wait_closed` to wait until everything is closed, or :meth:`shutdown`
         for both with a drain timeout.
         """
-        if self._closing:
-            return
-        self._closing = True
-        if self.server is not None:
-            self.server.close()
+        if not self._closing:
+            self._closing = True
+            if self.server is not None:
+                self.server.close()
         if close_connections:
             for connection in list(self.connections):
                 if connection.protocol.state is State.OPEN:
-                    self.loop.create_task(connection.close(CloseCode.GOING_AWAY))
+                    # Keep a reference: the event loop only holds tasks weakly.
+                    task = self.loop.create_task(connection.close(CloseCode.GOING_AWAY))
+                    self._closers.add(task)
+                    task.add_done_callback(self._closers.discard)
                 elif connection._task is not None and connection.protocol.state is State.CONNECTING:
                     connection._task.cancel()
 
