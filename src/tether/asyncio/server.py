@@ -13,7 +13,7 @@ import inspect
 import logging
 import socket
 import ssl as ssl_module
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeAlias
 
@@ -75,10 +75,11 @@ class ServerConnection(Connection):
 
     __slots__ = (
         "_initial_data",
+        "_open_timer",
         "_parser",
         "_raw_request",
+        "_reading_paused_by_handshake",
         "_request",
-        "_request_waiter",
         "_task",
         "response",
         "server",
@@ -102,9 +103,10 @@ class ServerConnection(Connection):
         self._raw_request: bytes | None = None
         self.response: Response | None = None
         self._parser: RequestParser | None = RequestParser(options.limits)
-        self._request_waiter: asyncio.Future[Request] | None = self.loop.create_future()
         self._initial_data = b""
         self._task: asyncio.Task[None] | None = None
+        self._open_timer: asyncio.TimerHandle | None = None
+        self._reading_paused_by_handshake = False
 
     @property
     def request(self) -> Request | None:
@@ -131,21 +133,39 @@ class ServerConnection(Connection):
         # Derived from the request; the base class's initial None is ignored.
         pass
 
-    # Handshake phase: bytes go to the HTTP parser until the request is complete.
+    # Handshake phase: bytes go to the HTTP parser until the request is complete. With
+    # synchronous hooks the whole handshake runs inside the read callback: no task, no
+    # future and no pause of reading until the handler starts.
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.server._register(self)
-        self._task = self.loop.create_task(self._run())
-        # The connection stays registered until its handler returns, even after the TCP
-        # connection is closed, so that shutdown waits for (or cancels) the handler.
-        self._task.add_done_callback(self._task_done)
+        self._open_timer = self.loop.call_later(
+            self.server.options.open_timeout, self._handshake_timeout
+        )
         if self._initial_data:
             data, self._initial_data = self._initial_data, b""
             self._feed_handshake(data)
 
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run the rest of this connection's life in a task the server can wait for."""
+        task = self._task = self.loop.create_task(coroutine)
+        # The connection stays registered until the task ends, even after the TCP
+        # connection is closed, so that shutdown waits for (or cancels) the handler.
+        task.add_done_callback(self._task_done)
+
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self.server._unregister(self)
+
+    def _handshake_timeout(self) -> None:
+        self._open_timer = None
+        if self.protocol.state is State.CONNECTING:
+            self._abort_handshake()
+
+    def _handshake_done(self) -> None:
+        if self._open_timer is not None:
+            self._open_timer.cancel()
+            self._open_timer = None
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._parser is not None:
@@ -159,19 +179,18 @@ class ServerConnection(Connection):
             super().buffer_updated(nbytes)
 
     def eof_received(self) -> bool | None:
-        if self._parser is not None:
+        if self.protocol.state is State.CONNECTING:
+            # The client left during the handshake: nothing to answer.
             self._parser = None
-            waiter = self._request_waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(EOFError("connection closed during handshake"))
             return None
         return super().eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        waiter = self._request_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(EOFError("connection lost during handshake"))
+        self._parser = None
+        self._handshake_done()
         super().connection_lost(exc)
+        if self._task is None:
+            self.server._unregister(self)
 
     def _feed_handshake(self, data: bytes) -> None:
         parser = self._parser
@@ -180,72 +199,69 @@ class ServerConnection(Connection):
             request = parser.feed(data)
         except (InvalidMessage, SecurityError) as exc:
             self._parser = None
-            waiter = self._request_waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(exc)
+            status = getattr(exc, "status", 400)
+            self._send_response(reject(status, f"{exc}\n"))
             return
-        if request is not None:
-            self._parser = None
-            self.transport.pause_reading()  # type: ignore[union-attr]
-            self._initial_data = parser.leftover
-            assert self._request_waiter is not None
-            self._request_waiter.set_result(request)
+        if request is None:
+            return
+        self._parser = None
+        self._initial_data = parser.leftover
+        self._request = request
+        if not _is_upgrade(request):
+            self._pause_reading()
+            self._spawn(self._handle_http(request))
+            return
+        handler = self.server._route(request.path)
+        if handler is None:
+            self._send_response(reject(404, "not found\n"))
+            return
+        hook = self.server.options.process_request
+        if hook is not None:
+            try:
+                result = hook(self, request)
+            except Exception as exc:
+                self._send_response(_hook_failure(exc))
+                return
+            if isinstance(result, Awaitable):
+                # An async hook: finish the handshake in a task, reading paused meanwhile.
+                self._pause_reading()
+                self._spawn(self._upgrade_later(request, handler, result))
+                return
+            if result is not None:
+                self._send_response(result)
+                return
+        if self._accept(request):
+            self._spawn(self._run_handler(handler))
 
-    async def _run(self) -> None:
-        """Handshake, handler, close: every exit path ends the connection once."""
-        server = self.server
-        options = server.options
+    async def _upgrade_later(
+        self, request: Request, handler: Handler, pending: Awaitable[Response | None]
+    ) -> None:
         try:
             try:
-                async with asyncio.timeout(options.open_timeout):
-                    assert self._request_waiter is not None
-                    request = await self._request_waiter
-                self._request_waiter = None
-            except (InvalidMessage, SecurityError) as exc:
-                status = getattr(exc, "status", 400)
-                self._send_response(reject(status, f"{exc}\n"))
-                return
-            except (EOFError, TimeoutError):
+                result = await pending
+            except asyncio.CancelledError:
                 self._abort_handshake()
+                raise
+            except Exception as exc:
+                self._send_response(_hook_failure(exc))
                 return
-            self.request = request
-            if not _is_upgrade(request):
-                await self._handle_http(request)
+            if result is not None:
+                self._send_response(result)
                 return
-            handler = await self._handshake(request)
-            if handler is None:
+            if self.transport is None or self.transport.is_closing():
                 return
-            # Don't pin the parsed request for the life of the connection.
-            del request
+            if not self._accept(request):
+                return
+            del request  # don't pin the parsed request for the life of the connection
             await self._run_handler(handler)
         except asyncio.CancelledError:
             if self.transport is not None:
                 self.transport.abort()
             raise
-        except Exception:  # pragma: no cover - a bug in tether itself
-            logger.exception("connection task failed")
-            if self.transport is not None:
-                self.transport.abort()
 
-    async def _handshake(self, request: Request) -> Handler | None:
+    def _accept(self, request: Request) -> bool:
+        """Negotiate, send 101 and switch to the WebSocket protocol; False if refused."""
         options = self.server.options
-        handler = self.server._route(request.path)
-        if handler is None:
-            self._send_response(reject(404, "not found\n"))
-            return None
-        if options.process_request is not None:
-            try:
-                result = options.process_request(self, request)
-                if isinstance(result, Awaitable):
-                    result = await result
-            except RejectHandshake as exc:
-                result = reject(exc.status, exc.body, exc.headers)
-            except Exception:
-                logger.exception("process_request failed")
-                result = reject(500, "internal server error\n")
-            if result is not None:
-                self._send_response(result)
-                return None
         outcome = server_handshake(
             request,
             subprotocols=options.subprotocols,
@@ -255,23 +271,33 @@ class ServerConnection(Connection):
         )
         if outcome.error is not None:
             self._send_response(outcome.response)
-            return None
+            return False
+        self._handshake_done()
         self.subprotocol = outcome.subprotocol
         self.path = request.path
         self.query = request.query
+        # Keep the request as its raw head; the parsed form is rebuilt on demand.
         self._request = None
         self._raw_request = request.serialize()
         protocol = Protocol(SERVER, limits=options.limits, extensions=outcome.extensions)
         self.protocol = protocol
-        assert self.transport is not None
-        self.transport.write(outcome.response.serialize())
+        transport = self.transport
+        assert transport is not None
+        transport.write(outcome.response.serialize())
         self._start()
         leftover, self._initial_data = self._initial_data, b""
         if leftover:
             protocol.receive_data(leftover)
             self._process_events()
-        self.transport.resume_reading()
-        return handler
+        if self._reading_paused_by_handshake:
+            self._reading_paused_by_handshake = False
+            transport.resume_reading()
+        return True
+
+    def _pause_reading(self) -> None:
+        if self.transport is not None and not self._reading_paused_by_handshake:
+            self._reading_paused_by_handshake = True
+            self.transport.pause_reading()
 
     async def _run_handler(self, handler: Handler) -> None:
         code, reason = CloseCode.NORMAL_CLOSURE, ""
@@ -286,7 +312,8 @@ class ServerConnection(Connection):
         except Exception:
             logger.exception("connection handler failed")
             code, reason = CloseCode.INTERNAL_ERROR, ""
-        await self._close_quietly(code, reason)
+        if not self._closed.done():
+            await self._close_quietly(code, reason)
 
     async def _close_quietly(self, code: int, reason: str) -> None:
         try:
@@ -308,6 +335,9 @@ class ServerConnection(Connection):
                 response = http_handler(request)  # type: ignore[call-arg]
             if isinstance(response, Awaitable):
                 response = await response
+        except asyncio.CancelledError:
+            self._abort_handshake()
+            raise
         except Exception:
             logger.exception("http_handler failed")
             response = reject(500, "internal server error\n")
@@ -338,6 +368,14 @@ def _wants_connection(http_handler: HTTPHandler | None) -> bool:
         return False
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     return sum(1 for parameter in parameters if parameter.kind in positional) >= 2
+
+
+def _hook_failure(exc: Exception) -> Response:
+    """The response for a ``process_request`` hook that raised."""
+    if isinstance(exc, RejectHandshake):
+        return reject(exc.status, exc.body, exc.headers)
+    logger.error("process_request failed", exc_info=exc)
+    return reject(500, "internal server error\n")
 
 
 def _is_upgrade(request: Request) -> bool:
@@ -445,16 +483,21 @@ class Server:
                     task = self.loop.create_task(connection.close(CloseCode.GOING_AWAY))
                     self._closers.add(task)
                     task.add_done_callback(self._closers.discard)
-                elif connection._task is not None and connection.protocol.state is State.CONNECTING:
-                    connection._task.cancel()
+                elif connection.protocol.state is State.CONNECTING:
+                    if connection._task is not None:
+                        connection._task.cancel()
+                    else:
+                        connection._abort_handshake()
 
     async def wait_closed(self) -> None:
         """Wait until the server and every connection are closed."""
         if self.server is not None:
             await self.server.wait_closed()
-        tasks = [c._task for c in list(self.connections) if c._task is not None]
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        # Connections run by a task end with it; those still in the handshake end when
+        # their TCP connection does.
+        waiting = [c._task or c.wait_closed() for c in list(self.connections)]
+        if waiting:
+            await asyncio.gather(*waiting, return_exceptions=True)
 
     async def shutdown(self, drain_timeout: float = 10.0) -> None:
         """Graceful shutdown: stop accepting, close connections with 1001, wait for them.
