@@ -1,11 +1,15 @@
-"""The relay under an ASGI server, next to a Starlette app.
+"""The relay mounted in a Starlette application, under any ASGI server.
 
-    uvicorn examples.relay_asgi:app
+    uvicorn examples.relay_asgi:app        # or: hypercorn examples.relay_asgi:app
 
-* WebSocket ``/ws``: the relay (see docs/relay.md for the wire protocol); subscribing to
-  ``room:NAME`` tracks the client's presence with the ``name`` query parameter.
+* WebSocket ``/ws`` (a Starlette ``WebSocketRoute``): the relay (see docs/relay.md for the
+  wire protocol); subscribing to ``room:NAME`` tracks the client's presence with the
+  ``name`` query parameter.
 * ``POST /rooms/{room}/announce`` with a JSON body: pushes it to ``room:{room}``.
 * ``GET /rooms/{room}/members``: who is in the room.
+
+The HTTP handlers and the WebSocket connections share the one ``relay``; Starlette's
+lifespan starts and closes it.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from tether.asgi.adapter import ASGIWebSocket, websocket_app
 from tether.relay import Relay, RelayConfig
@@ -54,12 +58,11 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
 
 
-web = Starlette(
+app = Starlette(
     routes=[
         Route("/rooms/{room}/announce", announce, methods=["POST"]),
         Route("/rooms/{room}/members", members),
+        WebSocketRoute("/ws", websocket_app(relay_endpoint)),
     ],
     lifespan=lifespan,
 )
-
-app = websocket_app({"/ws": relay_endpoint}, fallback=web)

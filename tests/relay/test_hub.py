@@ -395,3 +395,25 @@ async def test_push_validates(relay):
     with pytest.raises(TypeError):
         await relay.push("t", "e", object())
     assert json.loads('{"a":1}') == {"a": 1}
+
+
+async def test_pushes_keep_their_order_over_tether_connections(relay):
+    # Bursts (handed over by the batch flush, one frame for all) and single pushes
+    # between loop turns, with a reply to a's own request queued in the middle.
+    async with serving(relay, compression=None) as server:
+        async with client(server.url) as a, client(server.url) as b:
+            await a.subscribe("t")
+            await b.subscribe("t")
+            for i in range(300):
+                if i == 150:
+                    await a.send({"type": "ping"})
+                await relay.push("t", "e", i)
+                if i % 7 == 0:
+                    await asyncio.sleep(0)
+            got_a = [await a.recv() for _ in range(301)]
+            got_b = [await b.recv() for _ in range(300)]
+            assert {"type": "pong"} in got_a
+            pushes_a = [m["payload"] for m in got_a if m["type"] == "push"]
+            assert pushes_a == list(range(300))
+            assert [m["payload"] for m in got_b] == list(range(300))
+            assert [m["offset"] for m in got_b] == list(range(1, 301))

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..asyncio.connection import Connection
+from ..asyncio.server import broadcast
 from ..exceptions import ConnectionClosed, RejectHandshake
 from ..types import MessageStream
 from . import envelope
@@ -130,8 +132,10 @@ class _Subscription:
 
 class _Connection:
     __slots__ = (
+        "batched",
         "closed",
         "conn_id",
+        "direct",
         "dropped",
         "kicked",
         "outbox",
@@ -159,19 +163,60 @@ class _Connection:
         self.kicked = False
         self.closed = False
         self.writer: asyncio.Task[None] | None = None
+        # A tether connection can be written to with broadcast(): pushes queued in one
+        # loop turn are then handed over by the relay's flush, one frame for everyone.
+        self.direct: Connection | None = stream if isinstance(stream, Connection) else None
+        self.batched = False
 
-    def enqueue(self, data: str, topic: str) -> None:
-        """Queue a push; apply the slow-consumer policy when the outbox is full."""
+    def enqueue(self, data: str, topic: str, wake: bool = True) -> bool:
+        """Queue a push; apply the slow-consumer policy when the outbox is full.
+
+        Returns:
+            Whether the push was queued. With ``wake=False`` the writer isn't woken: the
+            relay's batch flush hands the push over (see :meth:`Relay._flush_batch`).
+        """
         if self.closed or self.kicked:
-            return
+            return False
         outbox = self.outbox
         if len(outbox) >= self.relay.config.outbox_capacity:
             if self.relay.config.slow_consumer == "drop":
                 self.dropped[topic] = self.dropped.get(topic, 0) + 1
             else:
                 self.kick()
-            return
+            return False
         outbox.append(data)
+        if wake:
+            self._wake_writer()
+        return True
+
+    def can_batch(self) -> bool:
+        """Whether a push may wait for the batch flush: a tether connection, idle writer."""
+        waiter = self.waiter
+        return (
+            self.direct is not None
+            and not self.outbox
+            and not self.dropped
+            and waiter is not None
+            and not waiter.done()
+        )
+
+    def after_batch(self) -> None:
+        """After the batch flush: lag notices, replies waiting for room, the writer."""
+        self.batched = False
+        if self.closed or self.kicked:
+            return
+        if self.dropped and len(self.outbox) <= self.relay.config.outbox_capacity // 2:
+            self._queue_lag_notices()
+        self._wake_space()
+        if self.outbox:
+            self._wake_writer()
+
+    def _queue_lag_notices(self) -> None:
+        for topic, count in self.dropped.items():
+            self.outbox.append(envelope.error_message("lagged", topic, dropped=count))
+        self.dropped.clear()
+
+    def _wake_writer(self) -> None:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -185,9 +230,7 @@ class _Connection:
         if self.closed or self.kicked:
             return
         self.outbox.append(data)
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._wake_writer()
 
     def kick(self) -> None:
         logger.warning("closing slow consumer %s", self.conn_id)
@@ -203,9 +246,18 @@ class _Connection:
             space.set_result(None)
 
     async def write(self) -> None:
-        """The writer task: drain the outbox into the stream."""
+        """The writer task: drain the outbox into the stream.
+
+        On a tether :class:`~tether.asyncio.connection.Connection`, messages are handed
+        over with :func:`~tether.asyncio.server.broadcast`, which never waits and writes
+        what one loop turn queued in one go; a connection above its write high-water mark
+        is skipped by it and gets the message with ``await send()``, which waits for it to
+        drain. Other streams get ``await send()`` for every message.
+        """
         outbox = self.outbox
-        send = self.stream.send
+        stream = self.stream
+        send = stream.send
+        direct = (stream,) if isinstance(stream, Connection) else None
         low = self.relay.config.outbox_capacity // 2
         loop = asyncio.get_running_loop()
         try:
@@ -214,11 +266,10 @@ class _Connection:
                     data = outbox.popleft()
                     if self.space is not None:
                         self._wake_space()
-                    await send(data)
+                    if direct is None or broadcast(direct, data):
+                        await send(data)
                     if self.dropped and len(outbox) <= low:
-                        for topic, count in self.dropped.items():
-                            outbox.append(envelope.error_message("lagged", topic, dropped=count))
-                        self.dropped.clear()
+                        self._queue_lag_notices()
                 self.waiter = loop.create_future()
                 try:
                     await self.waiter
@@ -282,6 +333,10 @@ class Relay:
         # backend topic (user topic or presence channel) -> conn_id -> subscription
         self._local: dict[str, dict[str, _Subscription]] = {}
         self._background: set[asyncio.Task[None]] = set()
+        # Pushes queued this loop turn for tether connections, flushed with broadcast().
+        self._batch: list[tuple[str, list[_Connection]]] = []
+        self._batched: list[_Connection] = []
+        self._flush_handle: asyncio.Handle | None = None
         self._users: weakref.WeakKeyDictionary[ServerConnection, Any] = weakref.WeakKeyDictionary()
         self._start_lock = asyncio.Lock()
         self._started = False
@@ -363,16 +418,65 @@ class Relay:
         return offset
 
     def _deliver(self, topic: str, data: str) -> None:
-        """Backend callback: queue ``data`` for this node's subscribers of ``topic``."""
+        """Backend callback: queue ``data`` for this node's subscribers of ``topic``.
+
+        Subscribers on tether connections whose writer is idle keep the push in their
+        outbox (so it counts against ``outbox_capacity`` as before) without waking the
+        writer; :meth:`_flush_batch` hands it to all of them at once later in the loop
+        turn, serialized into one frame by :func:`~tether.asyncio.server.broadcast`.
+        """
         subs = self._local.get(topic)
         if not subs:
             return
+        batch: list[_Connection] = []
         for sub in subs.values():
             pending = sub.pending
             if pending is not None:
                 pending.append(data)
+                continue
+            conn = sub.conn
+            if conn.batched or conn.can_batch():
+                if conn.enqueue(data, topic, wake=False):
+                    batch.append(conn)
+                    if not conn.batched:
+                        conn.batched = True
+                        self._batched.append(conn)
             else:
-                sub.conn.enqueue(data, sub.topic)
+                conn.enqueue(data, topic)
+        if batch:
+            self._batch.append((data, batch))
+            if self._flush_handle is None:
+                self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_batch)
+
+    def _flush_batch(self) -> None:
+        """Hand the pushes queued by :meth:`_deliver` over, in order, one frame per push.
+
+        A connection gets a push only while it is at the head of its outbox (its writer
+        may have sent it already). A connection that ``broadcast`` skips (above its write
+        high-water mark, or closing) keeps the push at the head of its outbox, and its
+        writer, woken at the end, sends it and the rest with backpressure.
+        """
+        self._flush_handle = None
+        batch, self._batch = self._batch, []
+        touched, self._batched = self._batched, []
+        for data, conns in batch:
+            ready: list[Connection] = []
+            for conn in conns:
+                outbox = conn.outbox
+                if outbox and outbox[0] is data and conn.direct is not None and not conn.closed:
+                    outbox.popleft()
+                    ready.append(conn.direct)
+            if not ready:
+                continue
+            skipped = broadcast(ready, data)
+            if skipped:
+                by_stream = {conn.direct: conn for conn in conns}
+                for stream in skipped:
+                    conn = by_stream[stream]
+                    conn.outbox.appendleft(data)
+                    conn.batched = False
+        for conn in touched:
+            conn.after_batch()
 
     def _backend_event(self, event: BackendEvent) -> None:
         if event.kind == "disconnected":
