@@ -49,6 +49,7 @@ test: check pytest
 bench: setup
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/relay_run.py
 
 autobahn: setup
 	$(BIN)/python compliance/run.py
