@@ -7,6 +7,10 @@ counted from the byte count alone: every reply frame has a known length, so the 
 complete replies is ``bytes // frame_length``, and one strided slice per read checks that
 the header bytes are where they should be. No object is created per message.
 
+The RPC scenarios (8-10) work the same way: the REPE requests are encoded here with
+``struct`` (no tether code), wrapped in masked frames once, and the responses and
+notifies, all of one known length, are counted by bytes.
+
 Run ``python benchmarks/loadgen.py --help``; ``benchmarks/run.py`` drives it. The result
 is one JSON line on stdout. Only 127.0.0.1 is ever contacted, and every scenario stops
 by itself after a bounded time.
@@ -23,6 +27,7 @@ import json
 import os
 import resource
 import statistics
+import struct
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -37,6 +42,14 @@ CONNECT_CONCURRENCY = 100
 CLOSE_TIMEOUT = 2.0
 
 OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x2, 0x8, 0x9, 0xA
+
+# REPE (scenarios 8-10), written here with struct so that no tether code runs in the
+# load generator; see benchmarks/servers/tether_rpc_server.py for the other side.
+RPC_PATH = "/repe"
+REPE_HEADER = struct.Struct("<QHBBIQQQHHI")
+REPE_SPEC, REPE_JSON_POINTER, REPE_JSON = 0x1507, 1, 2
+RPC_ECHO_BODY = b'"abcdefghi"'  # 11 bytes: the request is 64 bytes, the response 59
+RPC_TICK = (b"/tick", b'"0123456789abcd"')  # every notify of scenario 10: 69 bytes
 
 P = TypeVar("P", bound="Client")
 
@@ -71,6 +84,23 @@ def server_frame_length(size: int) -> int:
 
 
 CLOSE_FRAME = client_frame(OP_CLOSE, (1000).to_bytes(2, "big"))
+
+
+def repe_message(
+    id: int, query: bytes, body: bytes, *, query_format: int = 0, notify: bool = False
+) -> bytes:
+    """One REPE message with a JSON body (version 1, ec 0)."""
+    length = REPE_HEADER.size + len(query) + len(body)
+    head = REPE_HEADER.pack(
+        length, REPE_SPEC, 1, int(notify), 0, id, len(query), len(body),
+        query_format, REPE_JSON, 0,
+    )  # fmt: skip
+    return head + query + body
+
+
+def repe_request(id: int, path: str, body: bytes, *, notify: bool = False) -> bytes:
+    """A request (or notify) for ``path`` with a JSON body."""
+    return repe_message(id, path.encode(), body, query_format=REPE_JSON_POINTER, notify=notify)
 
 
 def upgrade_request(port: int, path: str) -> bytes:
@@ -328,33 +358,64 @@ class Window:
 # Scenarios
 
 
-async def echo(args: argparse.Namespace, size: int, in_flight: int) -> dict[str, Any]:
-    """Scenarios 1-3: one connection, ``in_flight`` messages always outstanding."""
-    request = upgrade_request(args.port, "/")
-    client = await open_client(args.port, lambda: FixedCounter(request, size))
-    frame = client_frame(OP_BINARY, bytes(size))
-    batch = memoryview(frame * in_flight)
-    length = len(frame)
-    transport = client.transport
-    assert transport is not None
+async def pipelined(
+    args: argparse.Namespace,
+    path: str,
+    frames: list[bytes],
+    reply_size: int,
+    connections: int = 1,
+) -> tuple[int, int, dict[str, float]]:
+    """Keep ``len(frames)`` requests outstanding on each connection; count the replies.
+
+    The frames are written once at the start and then, for every ``k`` replies on a
+    connection, the first ``k`` of them again (one slice of a prebuilt buffer, one write).
+
+    Returns:
+        Replies counted in the window, frames with a wrong header, and the window stats.
+    """
+    request = upgrade_request(args.port, path)
+    if connections == 1:
+        clients = [await open_client(args.port, lambda: FixedCounter(request, reply_size))]
+    else:
+        clients, failures = await open_many(
+            args.port, lambda: FixedCounter(request, reply_size), connections
+        )
+        if failures:
+            await close_all(clients)
+            raise ConnectionError(f"{failures} of {connections} connections failed")
+    batch = memoryview(b"".join(frames))
+    length = len(frames[0])
+    assert all(len(frame) == length for frame in frames)
     running = True
 
-    def refill(done: int) -> None:
-        if running:
-            transport.write(batch[: done * length])
+    def refiller(transport: asyncio.Transport) -> Callable[[int], None]:
+        def refill(done: int) -> None:
+            if running:
+                transport.write(batch[: done * length])
 
-    client.on_replies = refill
-    transport.write(batch)
+        return refill
+
+    for client in clients:
+        assert client.transport is not None
+        client.on_replies = refiller(client.transport)
+        client.transport.write(batch)
     await asyncio.sleep(args.warmup)
-    count0 = client.count
+    count0 = sum(client.count for client in clients)
     window = Window(args.server_pid)
     await asyncio.sleep(args.duration)
-    count = client.count - count0
+    count = sum(client.count for client in clients) - count0
     stats = window.stop()
     running = False
-    await client.close()
+    await close_all(clients)
+    return count, sum(client.bad for client in clients), stats
+
+
+async def echo(args: argparse.Namespace, size: int, in_flight: int) -> dict[str, Any]:
+    """Scenarios 1-3: one connection, ``in_flight`` messages always outstanding."""
+    frames = [client_frame(OP_BINARY, bytes(size))] * in_flight
+    count, bad, stats = await pipelined(args, "/", frames, size)
     rate = count / stats["elapsed"]
-    result: dict[str, Any] = {"messages": count, "errors": client.bad, **stats}
+    result: dict[str, Any] = {"messages": count, "errors": bad, **stats}
     if size >= 1024:
         result.update(value=rate * size / 1e6, unit="MB/s")
     else:
@@ -362,18 +423,42 @@ async def echo(args: argparse.Namespace, size: int, in_flight: int) -> dict[str,
     return result
 
 
-async def fanout(args: argparse.Namespace) -> dict[str, Any]:
-    """Scenario 4: one trigger, ``--messages`` messages to each of ``--clients`` clients."""
-    request = upgrade_request(args.port, FANOUT_PATH)
-    clients, failures = await open_many(
-        args.port, lambda: FixedCounter(request, FANOUT_SIZE), args.clients
-    )
-    if failures or not clients:
-        await close_all(clients)
-        failure = f"{failures} of {args.clients} connections failed"
-        return {"value": 0.0, "unit": "deliveries/s", "errors": failures, "failure": failure}
-    await asyncio.sleep(0.2)  # let the server register the last subscribers
-    trigger = client_frame(OP_TEXT, str(args.messages).encode())
+async def rpc_calls(args: argparse.Namespace, connections: int, in_flight: int) -> dict[str, Any]:
+    """Scenarios 8-9: REPE ``/echo`` calls with a JSON body, pipelined.
+
+    Each connection has ``in_flight`` requests outstanding with ids 1..in_flight (ids are
+    reused once answered, as a client reuses free ids; the server only echoes them).
+    Responses are counted by length: 48 header bytes, an empty query and the same body.
+    """
+    frames = [
+        client_frame(OP_BINARY, repe_request(i, "/echo", RPC_ECHO_BODY))
+        for i in range(1, in_flight + 1)
+    ]
+    reply_size = REPE_HEADER.size + len(RPC_ECHO_BODY)
+    count, bad, stats = await pipelined(args, RPC_PATH, frames, reply_size, connections)
+    return {
+        "value": count / stats["elapsed"],
+        "unit": "calls/s",
+        "calls": count,
+        "connections": connections,
+        "in_flight": in_flight,
+        "errors": bad,
+        **stats,
+    }
+
+
+async def rounds(
+    args: argparse.Namespace,
+    clients: list[FixedCounter],
+    trigger: bytes,
+    messages: int,
+    round_timeout: float,
+) -> dict[str, Any]:
+    """Fan-out rounds: ``trigger`` on the first client, then wait for every delivery.
+
+    Round 0 warms up; rounds run until ``--warmup + --duration`` is over (at least 3).
+    The figure is the median rate of the measured rounds.
+    """
     rates: list[float] = []
     errors = 0
     window: Window | None = None
@@ -382,7 +467,7 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
     while round_number < 3 or time.perf_counter() < deadline:
         loop = asyncio.get_running_loop()
         for client in clients:
-            client.target = client.count + args.messages
+            client.target = client.count + messages
             client.reached = loop.create_future()
         if round_number == 1:  # round 0 warms up
             window = Window(args.server_pid)
@@ -391,25 +476,68 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
         clients[0].transport.write(trigger)
         waiting = [client.reached for client in clients if client.reached is not None]
         try:
-            await asyncio.wait_for(asyncio.gather(*waiting), 60.0)
+            await asyncio.wait_for(asyncio.gather(*waiting), round_timeout)
         except TimeoutError:
             errors += 1
             break
         if round_number:
-            rates.append(len(clients) * args.messages / (time.perf_counter() - started))
+            rates.append(len(clients) * messages / (time.perf_counter() - started))
         round_number += 1
         if round_number >= 200:
             break
     stats = window.stop() if window is not None else {}
     errors += sum(client.bad for client in clients)
     await close_all(clients)
-    return {
+    result: dict[str, Any] = {
         "value": statistics.median(rates) if rates else 0.0,
         "unit": "deliveries/s",
         "rounds": len(rates),
         "errors": errors,
         **stats,
     }
+    if not rates:
+        result["failure"] = "no round completed"
+    return result
+
+
+async def open_subscribers(
+    args: argparse.Namespace, path: str, size: int
+) -> tuple[list[FixedCounter], dict[str, Any] | None]:
+    """``--clients`` counting connections; a failure result if any of them failed."""
+    request = upgrade_request(args.port, path)
+    clients, failures = await open_many(
+        args.port, lambda: FixedCounter(request, size), args.clients
+    )
+    if failures or not clients:
+        await close_all(clients)
+        failure = f"{failures} of {args.clients} connections failed"
+        return [], {"value": 0.0, "unit": "deliveries/s", "errors": failures, "failure": failure}
+    await asyncio.sleep(0.2)  # let the server register the last subscribers
+    return clients, None
+
+
+async def fanout(args: argparse.Namespace) -> dict[str, Any]:
+    """Scenario 4: one trigger, ``--messages`` messages to each of ``--clients`` clients."""
+    clients, failed = await open_subscribers(args, FANOUT_PATH, FANOUT_SIZE)
+    if failed is not None:
+        return failed
+    trigger = client_frame(OP_TEXT, str(args.messages).encode())
+    return await rounds(args, clients, trigger, args.messages, 60.0)
+
+
+async def rpc_fanout(args: argparse.Namespace) -> dict[str, Any]:
+    """Scenario 10: a ``/fanout`` notify makes the server ``broadcast_notify_json``
+    ``--messages`` times to its ``--clients`` peers; deliveries per second."""
+    path, body = RPC_TICK
+    size = REPE_HEADER.size + len(path) + len(body)
+    clients, failed = await open_subscribers(args, RPC_PATH, size)
+    if failed is not None:
+        return failed
+    trigger = client_frame(
+        OP_BINARY, repe_request(0, "/fanout", str(args.messages).encode(), notify=True)
+    )
+    # A notify that did not fit in a peer's queue never comes: the round times out.
+    return await rounds(args, clients, trigger, args.messages, 30.0)
 
 
 async def memory(args: argparse.Namespace) -> dict[str, Any]:
@@ -525,6 +653,9 @@ SCENARIOS: dict[int, Callable[[argparse.Namespace], Awaitable[dict[str, Any]]]] 
     5: memory,
     6: churn,
     7: capacity,
+    8: lambda args: rpc_calls(args, 1, 64),
+    9: lambda args: rpc_calls(args, 100, 8),
+    10: rpc_fanout,
 }
 
 
@@ -546,8 +677,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds measured")
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds before measuring")
     parser.add_argument("--server-pid", type=int, help="server process (CPU, RSS)")
-    parser.add_argument("--clients", type=int, default=100, help="fan-out clients (4)")
-    parser.add_argument("--messages", type=int, default=1000, help="fan-out messages (4)")
+    parser.add_argument("--clients", type=int, default=100, help="fan-out clients (4, 10)")
+    parser.add_argument("--messages", type=int, default=1000, help="fan-out messages (4, 10)")
     parser.add_argument("--connections", type=int, default=1000, help="connections (5, 7)")
     parser.add_argument("--workers", type=int, default=8, help="concurrent churn loops (6)")
     parser.add_argument("--seconds", type=float, default=10.0, help="capacity run length (7)")
@@ -558,8 +689,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     limit = raise_nofile_limit()
-    if args.connections + 64 > limit:
-        raise SystemExit(f"--connections {args.connections} needs more than {limit} files")
+    if max(args.connections, args.clients) + 64 > limit:
+        needed = max(args.connections, args.clients)
+        raise SystemExit(f"{needed} connections need more than {limit} files")
     scenario = SCENARIOS[args.scenario]
     runner: Callable[[Any], dict[str, Any]] = asyncio.run
     if not args.asyncio:

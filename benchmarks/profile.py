@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import ServerProcess  # noqa: E402
+from run import RPC_SCENARIOS, ServerProcess  # noqa: E402
 
 
 def summarize(path: Path, top: int) -> str:
@@ -78,7 +78,8 @@ def main() -> None:
     loop = "uvloop" if args.uvloop else "asyncio"
     out = HERE / "results" / f"profile-{args.server}-{loop}-{args.scenario}.txt"
     log = HERE / "results" / "logs" / f"profile-{args.server}-{loop}-{args.scenario}.log"
-    with ServerProcess(args.server, loop, [], log) as server:
+    rpc = args.scenario in RPC_SCENARIOS
+    with ServerProcess(args.server, loop, [], log, rpc=rpc) as server:
         record = [py_spy, "record", "--pid", str(server.pid), "--format", "raw"]
         record += ["--rate", "250", "--duration", str(int(args.duration) + 1)]
         record += ["--output", str(out), "--nonblocking"]
@@ -92,6 +93,8 @@ def main() -> None:
         gen = [sys.executable, str(HERE / "loadgen.py"), "--port", str(server.port)]
         gen += ["--scenario", str(args.scenario), "--duration", str(args.duration)]
         gen += ["--server-pid", str(server.pid)]
+        if args.scenario == 10:  # as run.py: 1000 peers, 100 broadcasts a round
+            gen += ["--clients", "1000", "--messages", "100"]
         result = subprocess.run(gen, capture_output=True, text=True, timeout=300, check=False)
         print(result.stdout.strip())
         try:

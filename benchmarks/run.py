@@ -11,6 +11,11 @@ Usage::
     python benchmarks/run.py --quick            # ~1 s per measurement, smaller counts
     python benchmarks/run.py --scenarios 1,2 --servers tether,picows --loops asyncio
     python benchmarks/run.py --full             # the long capacity run (scenario 7)
+    python benchmarks/run.py --scenarios 1,4,8,9,10 --servers tether --loops asyncio
+
+The REPE RPC scenarios 8-10 run against ``benchmarks/servers/NAME_rpc_server.py`` (only
+tether has one); their target column compares them with tether's own engine figures of
+the same run: scenario 8 with scenario 1 (64 B echo) and 10 with 4 (fan-out).
 """
 
 from __future__ import annotations
@@ -48,7 +53,15 @@ SCENARIO_NAMES = {
     5: "memory per idle connection",
     6: "churn (connect+handshake+close)",
     7: "capacity (1 msg/s each, keepalive on)",
+    8: "REPE call_json pipelined, 1 connection, 64 in flight",
+    9: "REPE call_json, 100 connections, 8 in flight each",
+    10: "broadcast_notify to 1,000 peers",
 }
+# RPC scenarios run against SERVER_rpc_server.py (only tether has one) and are compared
+# with the same server's engine figure measured in the same invocation.
+RPC_SCENARIOS = {8, 9, 10}
+# Scenario -> (engine scenario it is compared with, target ratio).
+RPC_TARGETS: dict[int, tuple[int, float]] = {8: (1, 0.5), 10: (4, 0.8)}
 LOWER_IS_BETTER = {5, 7}
 
 # Scenario -> (peer to compare with, or None for the best peer; target ratio; kind).
@@ -100,10 +113,13 @@ def free_port() -> int:
 class ServerProcess:
     """A benchmark server in its own process; always terminated on exit."""
 
-    def __init__(self, name: str, loop: str, prefix: list[str], log: Path) -> None:
+    def __init__(
+        self, name: str, loop: str, prefix: list[str], log: Path, *, rpc: bool = False
+    ) -> None:
         self.port = free_port()
         self.log = log
-        command = [*prefix, sys.executable, str(SERVERS_DIR / f"{name}_server.py")]
+        script = SERVERS_DIR / f"{name}_{'rpc_' if rpc else ''}server.py"
+        command = [*prefix, sys.executable, str(script)]
         command.append(str(self.port))
         if loop == "uvloop":
             command.append("--uvloop")
@@ -160,6 +176,9 @@ def loadgen_options(args: argparse.Namespace, scenario: int) -> tuple[list[str],
     if scenario == 4:
         options += ["--clients", str(args.clients), "--messages", str(args.messages)]
         budget += 120.0
+    elif scenario == 10:
+        options += ["--clients", str(args.peers), "--messages", str(args.notifies)]
+        budget += 120.0
     elif scenario == 5:
         options += ["--connections", str(args.memory_connections)]
     elif scenario == 7:
@@ -175,7 +194,8 @@ def measure(
     server_pin, gen_pin = pins
     log = LOGS / f"{server}-{loop}-{scenario}.log"
     try:
-        with ServerProcess(server, loop, server_pin, log) as proc:
+        rpc = scenario in RPC_SCENARIOS
+        with ServerProcess(server, loop, server_pin, log, rpc=rpc) as proc:
             options, budget = loadgen_options(args, scenario)
             command = [*gen_pin, sys.executable, str(HERE / "loadgen.py")]
             command += ["--port", str(proc.port), "--scenario", str(scenario)]
@@ -240,6 +260,8 @@ def format_value(value: float) -> str:
 def target_cell(results: list[Result], r: Result) -> str:
     if r.server != "tether" or r.value is None:
         return ""
+    if r.scenario in RPC_SCENARIOS:
+        return rpc_target_cell(results, r)
     peer_name, goal, kind = TARGETS[r.scenario]
     if kind == "errors":
         return f"0 errors: {'met' if r.value == 0 else 'NOT met'}"
@@ -255,8 +277,21 @@ def target_cell(results: list[Result], r: Result) -> str:
     return f"{ratio:.2f}x {peer.server} ({kind}{goal}): {'met' if met else 'NOT met'}"
 
 
+def rpc_target_cell(results: list[Result], r: Result) -> str:
+    """An RPC figure against the same server's engine figure from this run."""
+    if r.scenario not in RPC_TARGETS or r.value is None:
+        return ""
+    base_scenario, goal = RPC_TARGETS[r.scenario]
+    base = find(results, base_scenario, r.server, r.loop)
+    if base is None or not base.value:
+        return f"needs scenario {base_scenario} in the same run"
+    ratio = r.value / base.value
+    met = "met" if ratio >= goal else "NOT met"
+    return f"{ratio:.2f}x {r.server} #{base_scenario} (>={goal}): {met}"
+
+
 def ratio_cell(results: list[Result], r: Result) -> str:
-    if r.value is None or r.scenario == 7:
+    if r.value is None or r.scenario == 7 or r.scenario in RPC_SCENARIOS:
         return ""
     peer = best_peer(results, r.scenario, r.loop)
     if peer is None or not peer.value:
@@ -329,7 +364,8 @@ def report(args: argparse.Namespace, results: list[Result], pinned: bool, took: 
         f"- pinning: {'server on CPU 0, load generator on CPU 1' if pinned else 'none'}",
         f"- command: `{' '.join(['python', 'benchmarks/run.py', *sys.argv[1:]])}`",
         f"- measured {args.duration:g} s per figure after {args.warmup:g} s of warm-up; "
-        f"fan-out {args.clients} clients x {args.messages} messages; memory "
+        f"fan-out {args.clients} clients x {args.messages} messages; broadcast "
+        f"{args.peers} peers x {args.notifies} notifies; memory "
         f"{args.memory_connections} connections; capacity {args.capacity_connections} "
         f"connections for {args.capacity_seconds:g} s; whole run {took:.0f} s",
         "",
@@ -345,11 +381,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--quick", action="store_true", help="~1 s smoke run, small counts")
     parser.add_argument("--full", action="store_true", help="long capacity run (scenario 7)")
-    parser.add_argument("--scenarios", default="1,2,3,4,5,6,7", help="e.g. 1,2")
+    parser.add_argument("--scenarios", default="1,2,3,4,5,6,7,8,9,10", help="e.g. 1,2")
     parser.add_argument("--servers", default=",".join((*LIBRARIES, CALIBRATION)))
     parser.add_argument("--loops", default="asyncio,uvloop", help="asyncio,uvloop")
     parser.add_argument("--clients", type=int, default=100, help="fan-out clients")
     parser.add_argument("--messages", type=int, default=1000, help="fan-out messages each")
+    parser.add_argument("--peers", type=int, default=1000, help="broadcast peers (10)")
+    parser.add_argument("--notifies", type=int, default=100, help="broadcasts per round (10)")
     parser.add_argument("--memory-connections", type=int, default=1000)
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
@@ -360,6 +398,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.duration, args.warmup = 1.0, 0.2
         args.clients, args.messages = 50, 200
+        args.peers, args.notifies = 200, 50
         args.memory_connections = 200
         args.capacity_connections, args.capacity_seconds = 200, 3.0
     args.scenario_list = [int(s) for s in args.scenarios.split(",") if s.strip()]
@@ -371,6 +410,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for s in args.server_list:
         if not (SERVERS_DIR / f"{s}_server.py").exists():
             parser.error(f"unknown server {s}")
+    args.has_rpc = {s for s in args.server_list if (SERVERS_DIR / f"{s}_rpc_server.py").exists()}
     return args
 
 
@@ -390,6 +430,8 @@ def main(argv: list[str] | None = None) -> None:
         for server in args.server_list:
             for scenario in args.scenario_list:
                 if server == CALIBRATION and scenario not in RAW_SCENARIOS:
+                    continue
+                if scenario in RPC_SCENARIOS and server not in args.has_rpc:
                     continue
                 result = measure(args, scenario, server, loop, pins)
                 shown = "failed" if result.value is None else format_value(result.value)
