@@ -64,6 +64,53 @@ async def test_full_queue_reports_full_and_spares_the_others():
     await asyncio.gather(*served)
 
 
+async def test_socket_fast_path_keeps_order_and_fills_the_queue_of_a_stalled_peer():
+    # Over tether's own server a notify is written at once while the socket keeps up;
+    # a peer that stops reading still ends with a full, bounded queue and FULL results.
+    registry = PeerRegistry()
+    rpc = RpcServer(Router(), peers=registry, outbound_capacity=4)
+    server = await rpc.serve("127.0.0.1", 0)
+    url = f"ws://127.0.0.1:{server.port}/repe"
+    reader_client = await rpc_connect(url)
+    subscription = reader_client.subscribe_notifies(maxsize=1000)
+    await until(lambda: len(registry) == 1)
+    (fast_id,) = registry.ids()
+    # The stalled peer: a raw socket that does the upgrade and then never reads.
+    stalled_reader, stalled_writer = await asyncio.open_connection("127.0.0.1", server.port)
+    stalled_writer.write(
+        b"GET /repe HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    assert (await stalled_reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+    await until(lambda: len(registry) == 2)
+    (stalled_id,) = set(registry.ids()) - {fast_id}
+    body = bytes(256 * 1024)
+    outcome: dict[int, SendResult] = {}
+    for _ in range(400):
+        outcome = registry.broadcast_notify_raw("/big", body)
+        assert outcome[fast_id] is SendResult.OK
+        # Let the fast client read (its messages leave in order, one at a time).
+        message = await subscription.recv()
+        assert bytes(message.query) == b"/big"
+        if outcome[stalled_id] is SendResult.FULL:
+            break
+    assert outcome[stalled_id] is SendResult.FULL, "the stalled peer never filled its queue"
+    stalled = registry.get(stalled_id)
+    assert stalled is not None
+    assert stalled.queued == 4
+    # The fast path keeps order: numbered notifies arrive in sequence.
+    for n in range(100):
+        assert registry.get(fast_id).send_notify_json("/n", n) is SendResult.OK
+    assert [json.loads(bytes((await subscription.recv()).body)) for _ in range(100)] == list(
+        range(100)
+    )
+    stalled_writer.close()
+    await reader_client.close()
+    await until(lambda: len(registry) == 0)
+    await rpc.shutdown(1.0)
+
+
 async def test_disconnected_peer_reports_disconnected():
     rpc = RpcServer(Router())
     client_end, server_end = memory_pair()

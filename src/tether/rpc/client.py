@@ -31,9 +31,9 @@ from typing import Any, TypeVar
 
 from ..asyncio.client import connect as ws_connect
 from ..exceptions import ConnectionClosed
-from ..protocol.limits import Limits
 from ..types import BytesLike, MessageStream
 from ._convert import converter_for, to_builtins
+from ._websocket import BINARY_ONLY_REASON, websocket_options
 from .bodies import decode_body, encode_body
 from .errors import (
     AlreadySubscribed,
@@ -455,7 +455,7 @@ class RpcClient:
                         data = await stream.recv()
                         if isinstance(data, str):
                             logger.warning("text message received; closing the rpc connection")
-                            await stream.close(1003, "websocket transport requires binary messages")
+                            await stream.close(1003, BINARY_ONLY_REASON)
                             return
                         message = decode(data, max_size=self.max_message_size)
                 except ConnectionClosed as exc:
@@ -544,15 +544,8 @@ class rpc_connect:
         timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("compression", None)
-        if "limits" not in kwargs:
-            kwargs["limits"] = Limits(
-                max_message_size=max_message_size,
-                max_frame_size=max_message_size,
-                max_decompressed_size=max_message_size,
-            )
         self._url = url
-        self._kwargs = kwargs
+        self._kwargs = websocket_options(kwargs, max_message_size)
         self._options: dict[str, Any] = dict(
             assumed_peer_frame_limit=assumed_peer_frame_limit,
             max_message_size=max_message_size,

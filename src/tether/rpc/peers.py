@@ -4,6 +4,13 @@ Every server connection has one bounded outbound queue and one writer task (spec
 section 3.3): responses and pushed notifies leave in the order they were queued.
 Pushing a notify never waits: :meth:`PeerHandle.send_notify` returns a
 :class:`SendResult` at once, ``OK`` meaning "queued", not "delivered" (spec section 3.4).
+
+Fast path: when the connection can take a message without waiting (an outbound queue
+with a ``direct`` writer, empty, with no batch in the writer's hands) the message goes
+straight to the transport's write buffer, on the event loop's thread, and never through
+the queue and the writer task; the order is the same, since nothing is queued ahead of
+it. A broadcast hands all such connections to ``direct`` in one call, which encodes
+the WebSocket frame once for all of them.
 """
 
 from __future__ import annotations
@@ -12,8 +19,8 @@ import asyncio
 import collections
 import enum
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeAlias
 
 from ..types import BytesLike, PeerInfo
 from .bodies import encode_body
@@ -21,6 +28,7 @@ from .repe import BodyFormat, notify_message
 
 
 __all__ = [
+    "DirectWrite",
     "Outbound",
     "PeerHandle",
     "PeerRegistry",
@@ -49,6 +57,11 @@ _FULL = SendResult.FULL
 _DISCONNECTED = SendResult.DISCONNECTED
 _TOO_LARGE = SendResult.TOO_LARGE
 
+DirectWrite: TypeAlias = Callable[[Sequence[Any], bytes], Sequence[Any]]
+"""``direct(targets, message) -> skipped``: write one binary message to many targets
+without waiting, returning those that could not take it now (closing, or above their
+write high-water mark). :func:`tether.asyncio.server.broadcast` is one."""
+
 
 class Outbound:
     """A bounded FIFO of encoded messages, drained by one writer task.
@@ -58,16 +71,24 @@ class Outbound:
 
     Args:
         capacity: the most messages queued at once (at least 1).
+        direct: writes a message at once when nothing is queued ahead of it (see the
+            module docstring); ``None`` sends everything through the writer task.
+        target: what ``direct`` is called with, e.g. the WebSocket connection.
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(
+        self, capacity: int, *, direct: DirectWrite | None = None, target: Any = None
+    ) -> None:
         if capacity < 1:
             raise ValueError(f"outbound capacity must be at least 1, got {capacity}")
         self.capacity = capacity
+        self.direct = direct
+        self.target = target
         self.loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
         self._items: collections.deque[BytesLike] = collections.deque()
         self._closed = False
+        self._busy = False  # the writer holds a batch it has not written yet
         self._reader_waiter: asyncio.Future[None] | None = None
         self._space_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
@@ -79,8 +100,44 @@ class Outbound:
         """Whether :meth:`close` was called."""
         return self._closed
 
+    def writable_now(self) -> bool:
+        """Whether a message may skip the queue: ``direct`` set, nothing ahead of it,
+        and we are on the event loop's thread."""
+        return (
+            self.direct is not None
+            and not self._items
+            and not self._busy
+            and not self._closed
+            and threading.get_ident() == self._thread
+        )
+
     def try_put(self, data: BytesLike) -> SendResult:
         """Queue ``data`` if there is room, without waiting."""
+        if self._closed:
+            return _DISCONNECTED
+        if (
+            self.direct is not None
+            and type(data) is bytes
+            and threading.get_ident() == self._thread
+            and self.write_now(data)
+        ):
+            return _OK
+        return self.enqueue(data)
+
+    def write_now(self, data: bytes) -> bool:
+        """Write ``data`` through ``direct`` if nothing is queued ahead of it and the
+        connection takes it without waiting; return whether it did (event loop only)."""
+        direct = self.direct
+        return (
+            direct is not None
+            and not self._items
+            and not self._busy
+            and not self._closed
+            and not direct((self.target,), data)
+        )
+
+    def enqueue(self, data: BytesLike) -> SendResult:
+        """Queue ``data`` for the writer task if there is room (never written directly)."""
         if self._closed:
             return _DISCONNECTED
         if len(self._items) >= self.capacity:
@@ -94,6 +151,8 @@ class Outbound:
 
     async def put(self, data: BytesLike) -> bool:
         """Queue ``data``, waiting for room; return ``False`` once the queue is closed."""
+        if type(data) is bytes and self.write_now(data):
+            return True
         while len(self._items) >= self.capacity and not self._closed:
             waiter = self.loop.create_future()
             self._space_waiters.append(waiter)
@@ -109,7 +168,10 @@ class Outbound:
         return True
 
     async def get_all(self) -> list[BytesLike]:
-        """Wait for messages and take all of them; ``[]`` once closed and empty."""
+        """Wait for messages and take all of them; ``[]`` once closed and empty.
+
+        Until :meth:`batch_written`, later messages are queued behind the batch.
+        """
         items = self._items
         while not items:
             if self._closed:
@@ -121,10 +183,15 @@ class Outbound:
                 self._reader_waiter = None
         batch = list(items)
         items.clear()
+        self._busy = True
         for waiter in self._space_waiters:
             if not waiter.done():
                 waiter.set_result(None)
         return batch
+
+    def batch_written(self) -> None:
+        """The writer handed the whole batch from :meth:`get_all` to the transport."""
+        self._busy = False
 
     def close(self) -> None:
         """Refuse new messages; the writer still takes what is queued."""
@@ -308,7 +375,45 @@ class PeerRegistry:
             Each peer's :class:`SendResult`; a full queue affects only its peer.
         """
         data = notify_message(path, body, body_format).encode()
-        return {peer_id: peer.send_encoded(data, path) for peer_id, peer in self._snapshot()}
+        size = len(data)
+        me = threading.get_ident()
+        results: dict[int, SendResult] = {}
+        # Peers that can take the message now, by writer: (targets, peers), one direct
+        # call per writer. The test is Outbound.writable_now(), inlined: this loop runs
+        # once per peer and message.
+        groups: dict[DirectWrite, tuple[list[Any], list[PeerHandle]]] = {}
+        current: DirectWrite | None = None
+        targets: list[Any] = []
+        members: list[PeerHandle] = []
+        for peer_id, peer in self._snapshot():
+            outbound = peer._outbound
+            direct = outbound.direct
+            limit = peer._limit
+            if (
+                direct is not None
+                and not outbound._items
+                and not outbound._busy
+                and not outbound._closed
+                and outbound._thread == me
+                and (limit is None or size <= limit)
+            ):
+                if direct is not current:
+                    current = direct
+                    targets, members = groups.setdefault(direct, ([], []))
+                targets.append(outbound.target)
+                members.append(peer)
+                results[peer_id] = _OK
+            else:
+                results[peer_id] = peer.send_encoded(data, path)
+        for direct, (targets, members) in groups.items():
+            skipped = direct(targets, data)
+            if skipped:
+                # Closing, or above the write high-water mark: the writer task takes it.
+                by_target = {id(peer._outbound.target): peer for peer in members}
+                for target in skipped:
+                    peer = by_target[id(target)]
+                    results[peer.id] = peer._outbound.enqueue(data)
+        return results
 
     def broadcast_notify_json(self, path: str, value: Any) -> dict[int, SendResult]:
         """:meth:`broadcast_notify_raw` with ``value`` encoded as JSON."""

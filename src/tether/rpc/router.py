@@ -51,6 +51,7 @@ from .repe import (
     Message,
     QueryFormat,
     RepeError,
+    encode_response,
     error_response,
     split_pointer,
 )
@@ -87,6 +88,9 @@ HANDLER_PANICKED = "handler panicked"
 """Body of the ec 9 answer to a crashed handler (spec section 3.5, verbatim)."""
 
 _KINDS = ("json", "typed", "raw")
+
+# Results that are never awaitable: no inspect.isawaitable() call for them.
+_PLAIN_RESULTS = frozenset({type(None), bool, int, float, str, list, dict, tuple, bytes})
 
 
 @dataclasses.dataclass(slots=True)
@@ -415,7 +419,71 @@ class Router:
             value = route.convert(value)
         return (ctx, value) if route.context else (value,)
 
+    def call(
+        self,
+        route: Route,
+        message: Message,
+        ctx: CallContext,
+        report: CrashReporter | None = None,
+    ) -> bytes | Awaitable[bytes | None] | None:
+        """Run a looked-up route and return the encoded response (the server's path).
+
+        The same outcome as :meth:`run` followed by ``Message.encode()``, but a sync
+        handler without middleware runs with no coroutine and no response
+        :class:`Message` is built: the result is ``bytes`` (or ``None`` for a notify)
+        when the handler is done, otherwise an awaitable of them.
+        """
+        if self._middleware or route.is_async:
+            return self._call_async(route, message, ctx, report)
+        try:
+            result = route.func(*self._arguments(route, message, ctx))
+        except Exception as exc:
+            return _encoded(self._error_reply(exc, message, ctx, report))
+        if type(result) not in _PLAIN_RESULTS and inspect.isawaitable(result):
+            return self._finish(route, message, ctx, report, result)
+        return self._response_bytes(route, message, ctx, report, result)
+
+    async def _call_async(
+        self, route: Route, message: Message, ctx: CallContext, report: CrashReporter | None
+    ) -> bytes | None:
+        return _encoded(await self.run(route, message, ctx, report=report))
+
+    async def _finish(
+        self,
+        route: Route,
+        message: Message,
+        ctx: CallContext,
+        report: CrashReporter | None,
+        pending: Awaitable[Any],
+    ) -> bytes | None:
+        try:
+            result = await pending
+        except Exception as exc:
+            return _encoded(self._error_reply(exc, message, ctx, report))
+        return self._response_bytes(route, message, ctx, report, result)
+
+    def _response_bytes(
+        self,
+        route: Route,
+        message: Message,
+        ctx: CallContext,
+        report: CrashReporter | None,
+        result: Any,
+    ) -> bytes | None:
+        if message.notify:
+            return None
+        try:
+            body, fmt = self._result_body(route, message, result)
+            return encode_response(message.id, body, fmt)
+        except Exception as exc:
+            return _encoded(self._error_reply(exc, message, ctx, report))
+
     def _encode(self, route: Route, message: Message, result: Any) -> Message:
+        body, fmt = self._result_body(route, message, result)
+        # Spec section 1.7: Glaze's shape, an empty query with query_format 0.
+        return Message(message.id, b"", body, _QF_RAW, fmt)
+
+    def _result_body(self, route: Route, message: Message, result: Any) -> tuple[BytesLike, int]:
         if route.kind == "raw":
             body: Any
             if isinstance(result, tuple):
@@ -424,14 +492,14 @@ class Router:
                 body, fmt = result, _RAW
             if not isinstance(body, bytes | bytearray | memoryview):
                 raise TypeError(f"raw handler must return bytes, got {type(body).__name__}")
-            return Message(message.id, b"", body, _QF_RAW, int(fmt))
+            return body, int(fmt)
         fmt = _BEVE if message.body_format == _BEVE else _JSON
+        if type(result) not in _PLAIN_RESULTS:
+            result = to_builtins(result)
         try:
-            body = encode_body(to_builtins(result), fmt)
+            return encode_body(result, fmt), fmt
         except (TypeError, ValueError, beve.BeveEncodeError) as exc:
             raise _EncodeFailed(f"could not encode the result: {exc}") from exc
-        # Spec section 1.7: Glaze's shape, an empty query with query_format 0.
-        return Message(message.id, b"", body, _QF_RAW, fmt)
 
     @staticmethod
     def _error_reply(
@@ -451,6 +519,10 @@ class Router:
         if message.notify:
             return None
         return error_response(message, code, text)
+
+
+def _encoded(response: Message | None) -> bytes | None:
+    return None if response is None else response.encode()
 
 
 class _EncodeFailed(Exception):

@@ -16,7 +16,10 @@ Per connection (spec sections 2.2 and 3.3-3.6):
 * responses and pushed notifies go through one bounded outbound queue
   (``outbound_capacity``) drained by one writer task, in FIFO order; a full queue makes
   the reader wait before queueing a response (backpressure) and makes a pushed notify
-  fail with :attr:`~tether.rpc.peers.SendResult.FULL`;
+  fail with :attr:`~tether.rpc.peers.SendResult.FULL`. On tether's own connections a
+  message that finds the queue empty and the socket below its write high-water mark
+  is written at once (:func:`tether.asyncio.server.broadcast`, one WebSocket frame for
+  every peer of a broadcast), so the queue fills only while the socket is slow;
 * messages above ``assumed_peer_frame_limit``: a response is replaced by an ec 9 error
   with the same id, a notify is dropped; both are reported to ``on_error``.
 
@@ -34,12 +37,13 @@ from collections.abc import Awaitable, Callable, Generator, Mapping
 from types import TracebackType
 from typing import Any, TypeAlias
 
-from ..asyncio.server import HTTPHandler, Server, ServerConnection, serve as ws_serve
+from ..asyncio.connection import Connection as WsConnection
+from ..asyncio.server import HTTPHandler, Server, ServerConnection, broadcast, serve as ws_serve
 from ..exceptions import ConnectionClosed
 from ..protocol.handshake import reject
 from ..protocol.http11 import Request, Response
-from ..protocol.limits import Limits
 from ..types import BytesLike, MessageStream
+from ._websocket import BINARY_ONLY_REASON, websocket_options
 from .context import CallContext, CancelToken
 from .errors import (
     HandlerCrash,
@@ -278,12 +282,7 @@ class RpcServer:
         async def handler(connection: ServerConnection) -> None:
             await self.handle(connection)
 
-        kwargs.setdefault("compression", None)
-        if "limits" not in kwargs:
-            size = self.max_message_size
-            kwargs["limits"] = Limits(
-                max_message_size=size, max_frame_size=size, max_decompressed_size=size
-            )
+        websocket_options(kwargs, self.max_message_size)
         server: Server = await ws_serve(
             handler,
             host,
@@ -394,7 +393,11 @@ class _Connection:
         self.token = token
         self.loop = asyncio.get_running_loop()
         self.info = stream.peer
-        self.outbound = Outbound(server.outbound_capacity)
+        if isinstance(stream, WsConnection):
+            # Write without the writer task while the socket keeps up (see peers.py).
+            self.outbound = Outbound(server.outbound_capacity, direct=broadcast, target=stream)
+        else:
+            self.outbound = Outbound(server.outbound_capacity)
         self.cancel = CancelToken()
         self.peer = PeerHandle(
             next(_peer_ids),
@@ -469,11 +472,7 @@ class _Connection:
                     if isinstance(data, str):
                         # Spec section 2.2: text messages are a protocol violation.
                         self._peer_error("text message received; repe needs binary messages")
-                        await _close_quietly(
-                            stream,
-                            _UNSUPPORTED_DATA,
-                            "websocket transport requires binary messages",
-                        )
+                        await _close_quietly(stream, _UNSUPPORTED_DATA, BINARY_ONLY_REASON)
                         return
                     message = decode(data, max_size=max_size)
             except ConnectionClosed:
@@ -482,7 +481,7 @@ class _Connection:
                 if exc.ec == ErrorCode.VERSION_MISMATCH and exc.id is not None:
                     # Spec section 1.2: answer an unsupported version with ec 1.
                     if not exc.notify:
-                        await self._respond(error_response(exc.id, exc.ec, str(exc)))
+                        await self._respond(exc.id, error_response(exc.id, exc.ec, str(exc)))
                     continue
                 # Spec section 2.2: malformed binary -> close, no REPE reply.
                 self._peer_error(f"malformed repe message: {exc}", exc)
@@ -491,26 +490,42 @@ class _Connection:
             except Exception as exc:
                 self._peer_error(f"receive failed: {exc}", exc)
                 return
-            await dispatch(message)
+            pending = dispatch(message)
+            if pending is not None:
+                await pending
 
-    async def _dispatch(self, message: Message) -> None:
+    def _dispatch(self, message: Message) -> Awaitable[None] | None:
+        """Handle one request; an awaitable when the reader must wait for it."""
         if message.ec:
             logger.debug("dropped a message with ec %d sent to the server", message.ec)
-            return
+            return None
         router = self.router
         try:
             route = router.lookup(message)
         except RepeError as exc:
             # Spec section 1.8: never reply to a notify.
-            if not message.notify:
-                await self._respond(error_response(message, exc.ec, str(exc)))
-            return
+            if message.notify:
+                return None
+            return self._respond(message.id, error_response(message, exc.ec, str(exc)))
         ctx = CallContext(message, self.peer, self.cancel, self.info)
-        if not route.blocking:
-            response = await router.run(route, message, ctx, report=self.server._report_crash)
-            if response is not None:
-                await self._respond(response)
-            return
+        if route.blocking:
+            return self._dispatch_offreader(route, message, ctx)
+        response = router.call(route, message, ctx, self.server._report_crash)
+        if response is None:
+            return None
+        if not isinstance(response, bytes):
+            return self._respond_later(message.id, response)
+        limit = self.server.assumed_peer_frame_limit
+        if (limit is None or len(response) <= limit) and self.outbound.write_now(response):
+            return None  # written: nothing queued ahead, the socket keeps up
+        return self._respond(message.id, response)
+
+    async def _respond_later(self, id: int, pending: Awaitable[bytes | None]) -> None:
+        response = await pending
+        if response is not None:
+            await self._respond(id, response)
+
+    async def _dispatch_offreader(self, route: Route, message: Message, ctx: CallContext) -> None:
         # Spec section 3.5: off-reader dispatch with a per-connection cap, no queueing.
         limit = self.server.offreader_limit
         if limit and len(self.offreader) >= limit:
@@ -523,7 +538,8 @@ class _Connection:
             )
             if not message.notify:
                 await self._respond(
-                    error_response(message, ErrorCode.RESOURCE_EXHAUSTED, OFFREADER_LIMIT_REACHED)
+                    message.id,
+                    error_response(message, ErrorCode.RESOURCE_EXHAUSTED, OFFREADER_LIMIT_REACHED),
                 )
             return
         task = self.loop.create_task(self._run_offreader(route, message, ctx))
@@ -555,19 +571,19 @@ class _Connection:
                 route, message, ctx, report=server._report_crash, innermost=on_thread
             )
         if response is not None:
-            await self._respond(response)
+            await self._respond(message.id, response)
 
     # Writing
 
-    async def _respond(self, response: Message) -> None:
-        data: BytesLike = response.encode()
+    async def _respond(self, id: int, response: Message | bytes) -> None:
+        data: BytesLike = response.encode() if isinstance(response, Message) else response
         limit = self.server.assumed_peer_frame_limit
         if limit is not None and len(data) > limit:
             # Spec section 3.6: replace an oversized response with ec 9, same id.
             over = len(data) - limit
             self.server.emit(
                 OutboundTooLarge(
-                    f"response to id {response.id} is {over} bytes over the peer frame "
+                    f"response to id {id} is {over} bytes over the peer frame "
                     f"limit of {limit} bytes",
                     self.peer.id,
                     kind="response",
@@ -576,7 +592,7 @@ class _Connection:
                 )
             )
             data = error_response(
-                response.id,
+                id,
                 ErrorCode.INTERNAL_ERROR,
                 f"response is {over} bytes over the peer frame limit of {limit} bytes",
             ).encode()
@@ -585,13 +601,18 @@ class _Connection:
     async def _write_loop(self) -> None:
         outbound = self.outbound
         send = self.stream.send
+        direct, target = outbound.direct, (outbound.target,)
         try:
             while True:
                 batch = await outbound.get_all()
                 if not batch:
                     return
                 for data in batch:
-                    await send(data)
+                    # direct() queues the frame and flushes once at the end of the loop
+                    # turn; when it cannot (slow socket, closing), send() waits or raises.
+                    if direct is None or type(data) is not bytes or direct(target, data):
+                        await send(data)
+                outbound.batch_written()
         except ConnectionClosed:
             pass
         except Exception as exc:
