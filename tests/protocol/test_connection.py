@@ -524,3 +524,21 @@ def test_failure_deferred_until_earlier_messages_are_consumed():
     assert p.close_transport
     p.apply_pending_failure()  # idempotent
     assert p.data_to_send() == []
+
+
+def test_send_prepared_only_where_a_shared_frame_fits():
+    frame = b"\x81\x02hi"
+    server = Protocol(SERVER)
+    assert server.can_send_prepared()
+    assert server.send_prepared(frame) is True
+    assert server.data_to_send() == [frame]
+    server.send_text("a", fin=False)
+    assert server.send_prepared(frame) is False
+    server.send_continuation(b"b", fin=True)
+    assert server.send_prepared(frame) is True
+    server.send_close()
+    assert server.send_prepared(frame) is False
+    client = Protocol(CLIENT)
+    assert not client.can_send_prepared()
+    assert client.send_prepared(frame) is False
+    assert client.data_to_send() == []

@@ -736,22 +736,21 @@ def broadcast(connections: Iterable[Connection], message: str | bytes) -> list[C
         opcode, payload = Opcode.TEXT, message.encode()
     else:
         opcode, payload = Opcode.BINARY, bytes(message)
-    prepared: bytes | None = None
+    prepared = serialize_unmasked(opcode, payload)
+    size = len(payload)
     skipped: list[Connection] = []
     for connection in connections:
         protocol = connection.protocol
         if protocol.state is not State.OPEN or connection._writing_paused:
             skipped.append(connection)
             continue
-        if protocol.can_send_prepared():
-            if prepared is None:
-                prepared = serialize_unmasked(opcode, payload)
-            protocol.send_prepared(prepared)
-        elif opcode == Opcode.TEXT:
-            protocol.send_text(payload)
-        else:
-            protocol.send_binary(payload)
-        connection._schedule_flush(len(payload))
+        if not protocol.send_prepared(prepared):
+            # A compression context or a fragmented message in progress: encode alone.
+            if opcode == Opcode.TEXT:
+                protocol.send_text(payload)
+            else:
+                protocol.send_binary(payload)
+        connection._schedule_flush(size)
     if skipped:
         logger.debug("broadcast skipped %d connections", len(skipped))
     return skipped

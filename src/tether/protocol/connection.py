@@ -303,24 +303,25 @@ class Protocol:
             return
         self._send_data(_OP_BINARY, data, fin)
 
-    def send_prepared(self, frame: bytes) -> None:
+    def send_prepared(self, frame: bytes) -> bool:
         """Queue a complete unmasked frame built once for many connections.
 
-        Only for a server connection without extensions, outside a fragmented message;
-        :meth:`can_send_prepared` tells. See :func:`tether.asyncio.server.broadcast`.
+        Only a server connection without extensions, open and outside a fragmented
+        message, can take a shared frame; otherwise nothing is queued and the caller
+        sends the message the ordinary way. See :func:`tether.asyncio.server.broadcast`.
+
+        Returns:
+            Whether the frame was queued.
         """
-        if not self.can_send_prepared():
-            raise InvalidState("cannot send a prepared frame on this connection")
-        self._out.append(frame)
+        # _fast_send is exactly that condition, kept up to date on every state change.
+        if self._fast_send:
+            self._out.append(frame)
+            return True
+        return False
 
     def can_send_prepared(self) -> bool:
-        """Tell whether :meth:`send_prepared` may be used now."""
-        return (
-            self.side is Side.SERVER
-            and self._ext is None
-            and self.state is State.OPEN
-            and not self._sending_message
-        )
+        """Tell whether :meth:`send_prepared` would queue a frame now."""
+        return self._fast_send
 
     def send_continuation(self, data: bytes | bytearray | memoryview, fin: bool) -> None:
         """Queue a continuation frame of a fragmented message."""
