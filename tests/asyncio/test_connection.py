@@ -447,3 +447,26 @@ async def test_shutdown_after_close_without_connections_still_sends_1001():
         with pytest.raises(ConnectionClosedOK) as info:
             await ws.recv()
         assert info.value.code == 1001
+
+
+async def test_broadcast_reports_to_listeners():
+    sent = []
+
+    class Recorder(EventListener):
+        def message_sent(self, connection, message):
+            sent.append(message)
+
+    ready = asyncio.Event()
+    members = []
+
+    async def handler(ws):
+        members.append(ws)
+        ready.set()
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0, listeners=[Recorder()]) as server:
+        async with connect(url(server)) as ws:
+            await ready.wait()
+            assert broadcast(members, "news") == []
+            assert await ws.recv() == "news"
+    assert sent == ["news"]

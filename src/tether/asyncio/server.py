@@ -750,6 +750,9 @@ def broadcast(connections: Iterable[Connection], message: str | bytes) -> list[C
                 protocol.send_text(payload)
             else:
                 protocol.send_binary(payload)
+        if connection.listeners:
+            for listener in connection.listeners:
+                listener.message_sent(connection, message)
         connection._schedule_flush(size)
     if skipped:
         logger.debug("broadcast skipped %d connections", len(skipped))
