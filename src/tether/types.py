@@ -5,6 +5,7 @@ Everything above this module may import it; it imports only the standard library
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any, NewType, Protocol, TypeAlias, runtime_checkable
 
@@ -15,6 +16,7 @@ __all__ = [
     "DataLike",
     "ExtensionName",
     "ExtensionParameter",
+    "HandshakeInfo",
     "MessageStream",
     "Origin",
     "PeerInfo",
@@ -62,6 +64,16 @@ class PeerInfo(Protocol):
     @property
     def remote_address(self) -> Any:
         """The peer's address as the transport reports it, or ``None``."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HandshakeInfo:
+    """A :class:`PeerInfo` value: the opening handshake and the peer's address."""
+
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    remote_address: Any
 
 
 @runtime_checkable

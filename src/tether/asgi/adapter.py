@@ -46,7 +46,7 @@ from ..protocol.connection import State
 from ..protocol.handshake import reject
 from ..protocol.headers import Headers, HeadersLike
 from ..protocol.http11 import Request, Response
-from ..types import Data, DataLike, Subprotocol
+from ..types import Data, DataLike, HandshakeInfo, Subprotocol
 
 
 __all__ = [
@@ -90,18 +90,6 @@ ASGIProcessRequest: TypeAlias = Callable[
 # The ASGI extension that lets an application answer a WebSocket request with any HTTP
 # response instead of a bare 403.
 _HTTP_RESPONSE_EXTENSION = "websocket.http.response"
-
-
-class _PeerInfo:
-    """What the server knows about the client (see :class:`tether.types.PeerInfo`)."""
-
-    __slots__ = ("headers", "path", "query", "remote_address")
-
-    def __init__(self, path: str, query: str, headers: Mapping[str, str], remote: Any) -> None:
-        self.path = path
-        self.query = query
-        self.headers = headers
-        self.remote_address = remote
 
 
 class ASGIWebSocket:
@@ -221,9 +209,9 @@ class ASGIWebSocket:
         return self._closed.done()
 
     @property
-    def peer(self) -> _PeerInfo:
+    def peer(self) -> HandshakeInfo:
         """The peer's handshake and address (implements :class:`tether.types.PeerInfo`)."""
-        return _PeerInfo(self.path, self.query, self.request_headers, self.remote_address)
+        return HandshakeInfo(self.path, self.query, self.request_headers, self.remote_address)
 
     @property
     def request(self) -> Request:

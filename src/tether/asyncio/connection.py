@@ -31,7 +31,7 @@ from ..protocol.close import CloseCode
 from ..protocol.connection import Protocol, Side, State
 from ..protocol.frames import Frame, Opcode
 from ..protocol.headers import Headers
-from ..types import Data, DataLike, Subprotocol
+from ..types import Data, DataLike, HandshakeInfo, Subprotocol
 from .events import EventListener
 
 
@@ -53,18 +53,6 @@ def _shared_buffer() -> memoryview:
     if view is None:
         view = _local.view = memoryview(bytearray(_SHARED_BUFFER_SIZE))
     return view
-
-
-class _PeerInfo:
-    """What a server knows about the client (see :class:`tether.types.PeerInfo`)."""
-
-    __slots__ = ("headers", "path", "query", "remote_address")
-
-    def __init__(self, path: str, query: str, headers: Mapping[str, str], remote: Any) -> None:
-        self.path = path
-        self.query = query
-        self.headers = headers
-        self.remote_address = remote
 
 
 class Connection(asyncio.BufferedProtocol):
@@ -231,10 +219,10 @@ class Connection(asyncio.BufferedProtocol):
         return self._closed.done()
 
     @property
-    def peer(self) -> _PeerInfo:
+    def peer(self) -> HandshakeInfo:
         """The peer's handshake and address (implements :class:`tether.types.PeerInfo`)."""
         headers: Mapping[str, str] = self.request_headers or Headers()
-        return _PeerInfo(self.path, self.query, headers, self.remote_address)
+        return HandshakeInfo(self.path, self.query, headers, self.remote_address)
 
     # Receiving
 
