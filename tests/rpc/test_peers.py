@@ -58,7 +58,7 @@ async def test_full_queue_reports_full_and_spares_the_others():
     assert all(outcome[fast_id] is SendResult.OK for outcome in outcomes)
     assert SendResult.FULL in [outcome[slow_id] for outcome in outcomes]
     assert not SendResult.FULL
-    await until(lambda: len(fast_client._inbox) == 6)
+    await until(lambda: fast_client.unread == 6)
     await slow_client.close()
     await fast_client.close()
     await asyncio.gather(*served)
