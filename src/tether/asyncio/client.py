@@ -30,7 +30,7 @@ from ..protocol.http11 import Response, ResponseParser
 from ..protocol.limits import Limits
 from ..protocol.uri import WebSocketURI, parse_uri
 from ..types import Origin, Subprotocol
-from .connection import Connection, _shared_buffer
+from .connection import Connection, _select_extensions, _shared_buffer
 from .events import EventListener
 
 
@@ -195,13 +195,7 @@ class connect:
         backoff_max: float = 60.0,
         sock: socket.socket | None = None,
     ) -> None:
-        if extensions is None:
-            if compression == "deflate":
-                extensions = [ClientPerMessageDeflateFactory()]
-            elif compression is None:
-                extensions = []
-            else:
-                raise ValueError(f"unsupported compression: {compression}")
+        extensions = _select_extensions(compression, extensions, ClientPerMessageDeflateFactory)
         self.uri = uri
         self.subprotocols = [Subprotocol(s) for s in subprotocols] if subprotocols else None
         self.headers = headers

@@ -17,8 +17,16 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, Mapping, Sequence
-from typing import Any, cast
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from typing import Any, TypeVar, cast
 
 from ..exceptions import (
     ConcurrencyError,
@@ -36,6 +44,8 @@ from .events import EventListener
 
 
 __all__ = ["Connection", "Receiver", "Sender"]
+
+_F = TypeVar("_F")
 
 logger = logging.getLogger("tether")
 
@@ -719,6 +729,19 @@ def _write_coalesced(transport: asyncio.Transport, chunks: list[bytes]) -> None:
         transport.write(chunk)
     if small:
         transport.write(small[0] if len(small) == 1 else b"".join(small))
+
+
+def _select_extensions(
+    compression: str | None, extensions: Sequence[_F] | None, deflate: Callable[[], _F]
+) -> list[_F]:
+    """The extension factories for a ``compression``/``extensions`` pair of options."""
+    if extensions is not None:
+        return list(extensions)
+    if compression == "deflate":
+        return [deflate()]
+    if compression is None:
+        return []
+    raise ValueError(f"unsupported compression: {compression}")
 
 
 class Sender:

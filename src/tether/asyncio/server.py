@@ -28,7 +28,7 @@ from ..protocol.headers import Headers
 from ..protocol.http11 import Request, RequestParser, Response
 from ..protocol.limits import Limits
 from ..types import Origin, Subprotocol
-from .connection import Connection, _shared_buffer
+from .connection import Connection, _select_extensions, _shared_buffer
 from .events import EventListener
 
 
@@ -601,13 +601,7 @@ class serve:
         backlog: int = 1024,
         reuse_port: bool = False,
     ) -> None:
-        if extensions is None:
-            if compression == "deflate":
-                extensions = [ServerPerMessageDeflateFactory()]
-            elif compression is None:
-                extensions = []
-            else:
-                raise ValueError(f"unsupported compression: {compression}")
+        extensions = _select_extensions(compression, extensions, ServerPerMessageDeflateFactory)
         self._options = _Options(
             limits=limits if limits is not None else Limits(),
             ping_interval=ping_interval,
