@@ -470,3 +470,18 @@ async def test_broadcast_reports_to_listeners():
             assert broadcast(members, "news") == []
             assert await ws.recv() == "news"
     assert sent == ["news"]
+
+
+def test_unsupported_compression_is_refused():
+    with pytest.raises(ValueError, match="unsupported compression: brotli"):
+        serve(echo, "127.0.0.1", 0, compression="brotli")
+    with pytest.raises(ValueError, match="unsupported compression: brotli"):
+        connect("ws://127.0.0.1:1/", compression="brotli")
+
+
+async def test_compression_none_negotiates_no_extension():
+    async with serve(echo, "127.0.0.1", 0, compression=None) as server:
+        async with connect(url(server)) as ws:
+            assert ws.protocol.extensions == []
+            await ws.send("plain")
+            assert await ws.recv() == "plain"
