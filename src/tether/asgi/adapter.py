@@ -33,6 +33,7 @@ from collections.abc import (
 from typing import Any, TypeAlias
 from urllib.parse import quote
 
+from ..asyncio.connection import ClosingState
 from ..exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -92,7 +93,7 @@ ASGIProcessRequest: TypeAlias = Callable[
 _HTTP_RESPONSE_EXTENSION = "websocket.http.response"
 
 
-class ASGIWebSocket:
+class ASGIWebSocket(ClosingState):
     """A WebSocket connection served by an ASGI server, with tether's connection API.
 
     Create it from the ``scope``, ``receive`` and ``send`` of a ``websocket`` scope, call
@@ -188,25 +189,6 @@ class ASGIWebSocket:
     def state(self) -> State:
         """The connection's state: CONNECTING until accepted, then OPEN, CLOSING, CLOSED."""
         return self._state
-
-    @property
-    def close_code(self) -> int | None:
-        """The close code received, 1006 after an abnormal closure, ``None`` while open."""
-        if self._close_exc is None:
-            return None
-        return self._close_exc.code
-
-    @property
-    def close_reason(self) -> str | None:
-        """The close reason received, "" if none, ``None`` while open."""
-        if self._close_exc is None:
-            return None
-        return self._close_exc.reason
-
-    @property
-    def closed(self) -> bool:
-        """Whether the server reported the end of the connection."""
-        return self._closed.done()
 
     @property
     def peer(self) -> HandshakeInfo:

@@ -43,7 +43,7 @@ from ..types import Data, DataLike, HandshakeInfo, Subprotocol
 from .events import EventListener
 
 
-__all__ = ["Connection", "Receiver", "Sender"]
+__all__ = ["ClosingState", "Connection", "Receiver", "Sender"]
 
 _F = TypeVar("_F")
 
@@ -65,7 +65,43 @@ def _shared_buffer() -> memoryview:
     return view
 
 
-class Connection(asyncio.BufferedProtocol):
+class ClosingState:
+    """What every tether connection reports about how it ended.
+
+    Subclasses set ``_close_exc`` (the :class:`ConnectionClosed` describing the end, once
+    known), ``_closed`` (a future done once closed), and ``path``, ``query``,
+    ``request_headers`` and ``remote_address`` for :attr:`peer`.
+    """
+
+    __slots__ = ()
+
+    _close_exc: ConnectionClosed | None
+    _closed: asyncio.Future[None]
+    path: str
+    query: str
+    remote_address: Any
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code received, 1006 after an abnormal closure, ``None`` while open."""
+        if self._close_exc is None:
+            return None
+        return self._close_exc.code
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason received, "" if none, ``None`` while open."""
+        if self._close_exc is None:
+            return None
+        return self._close_exc.reason
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed."""
+        return self._closed.done()
+
+
+class Connection(ClosingState, asyncio.BufferedProtocol):
     """A WebSocket connection, client or server side, after the opening handshake.
 
     Don't create it directly: :func:`tether.asyncio.serve` and
@@ -208,25 +244,6 @@ class Connection(asyncio.BufferedProtocol):
     def state(self) -> State:
         """The connection's state."""
         return self.protocol.state
-
-    @property
-    def close_code(self) -> int | None:
-        """The close code received, 1006 after an abnormal closure, ``None`` while open."""
-        if self._close_exc is None:
-            return None
-        return self._close_exc.code
-
-    @property
-    def close_reason(self) -> str | None:
-        """The close reason received, "" if none, ``None`` while open."""
-        if self._close_exc is None:
-            return None
-        return self._close_exc.reason
-
-    @property
-    def closed(self) -> bool:
-        """Whether the TCP connection is closed."""
-        return self._closed.done()
 
     @property
     def peer(self) -> HandshakeInfo:
