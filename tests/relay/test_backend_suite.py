@@ -85,14 +85,31 @@ async def test_history_offsets_and_reads(backends):
     b, _ = await backends()
     assert await a.history_read("t", 0) == []
     assert await a.history_read("t", 1) is None  # beyond the last offset
-    assert [await a.history_append("t", f"m{i}", 3) for i in range(1, 4)] == [1, 2, 3]
-    assert await b.history_append("t", "m4", 3) == 4  # one counter across nodes
-    assert await a.history_append("u", "x", 3) == 1  # per topic
-    assert await b.history_read("t", 1) == [(2, "m2"), (3, "m3"), (4, "m4")]
-    assert await b.history_read("t", 3) == [(4, "m4")]
+    assert [await a.publish_recorded("t", f'{{"m":{i}}}', 3) for i in range(1, 4)] == [1, 2, 3]
+    assert await b.publish_recorded("t", '{"m":4}', 3) == 4  # one counter across nodes
+    assert await a.publish_recorded("u", "{}", 3) == 1  # per topic
+    # The ring stores the message as given, without the offset.
+    assert await b.history_read("t", 1) == [(2, '{"m":2}'), (3, '{"m":3}'), (4, '{"m":4}')]
+    assert await b.history_read("t", 3) == [(4, '{"m":4}')]
     assert await b.history_read("t", 4) == []
     assert await b.history_read("t", 0) is None  # offset 1 fell out of the ring
     assert await b.history_read("t", 5) is None
+
+
+async def test_recorded_publish_carries_the_offset_to_every_node(backends):
+    a, a_got = await backends()
+    b, b_got = await backends()
+    await a.subscribe("t")
+    await b.subscribe("t")
+    # Both nodes publish; each subscriber sees every message once, offsets in order.
+    for i in range(10):
+        node = a if i % 2 else b
+        assert await node.publish_recorded("t", f'{{"i":{i}}}', 100) == i + 1
+    expected = [("t", f'{{"i":{i},"offset":{i + 1}}}') for i in range(10)]
+    assert [await next_delivery(a_got) for _ in range(10)] == expected
+    assert [await next_delivery(b_got) for _ in range(10)] == expected
+    assert a_got.empty()
+    assert b_got.empty()
 
 
 async def test_close_is_idempotent(backends):

@@ -417,3 +417,26 @@ async def test_pushes_keep_their_order_over_tether_connections(relay):
             assert pushes_a == list(range(300))
             assert [m["payload"] for m in got_b] == list(range(300))
             assert [m["offset"] for m in got_b] == list(range(1, 301))
+
+
+async def test_write_coalescing_holds_pushes_that_follow_a_write():
+    async with Relay(RelayConfig(write_coalescing=0.3)) as relay:
+        async with serving(relay, compression=None) as server, client(server.url) as a:
+            await a.subscribe("t")
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            await relay.push("t", "e", 0)  # the relay is idle: written at once
+            assert (await a.recv())["payload"] == 0
+            # The relay has just written: these wait for the window, then go together.
+            await relay.push("t", "e", 1)
+            await relay.push("t", "e", 2)
+            got = [await a.recv(), await a.recv()]
+            assert loop.time() - start >= 0.3
+            assert [m["payload"] for m in got] == [1, 2]
+            assert [m["offset"] for m in got] == [2, 3]
+
+
+@pytest.mark.parametrize("window", [-0.001, 1.5])
+def test_write_coalescing_is_bounded(window):
+    with pytest.raises(ValueError, match="write_coalescing"):
+        RelayConfig(write_coalescing=window)

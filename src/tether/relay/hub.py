@@ -81,6 +81,10 @@ class RelayConfig:
             are pushed to the topic (default: refused with ``"publishing not allowed"``).
         open_topics: whether topics without a channel handler may be subscribed to
             (default: yes; ``False`` answers ``"no such channel"``).
+        write_coalescing: seconds a push waits when the previous batch of writes to
+            subscribers ended less than this long ago, so that pushes arriving one by
+            one (as from another node) share one write per subscriber. A push to an
+            idle relay goes out at once; 0 writes every loop turn.
     """
 
     path: str = "/ws"
@@ -91,12 +95,15 @@ class RelayConfig:
     slow_consumer: Literal["disconnect", "drop"] = "disconnect"
     client_publish: bool = False
     open_topics: bool = True
+    write_coalescing: float = 0.002
 
     def __post_init__(self) -> None:
         if self.slow_consumer not in ("disconnect", "drop"):
             raise ValueError(f"unknown slow_consumer policy: {self.slow_consumer}")
         if self.outbox_capacity < 1 or self.max_subscriptions < 1 or self.topic_buffer < 0:
             raise ValueError("outbox_capacity and max_subscriptions must be positive")
+        if not 0 <= self.write_coalescing <= 1:
+            raise ValueError("write_coalescing must be between 0 and 1 second")
 
 
 def bearer_token(request: Request) -> str | None:
@@ -337,6 +344,7 @@ class Relay:
         self._batch: list[tuple[str, list[_Connection]]] = []
         self._batched: list[_Connection] = []
         self._flush_handle: asyncio.Handle | None = None
+        self._flushed_at = float("-inf")
         self._users: weakref.WeakKeyDictionary[ServerConnection, Any] = weakref.WeakKeyDictionary()
         self._start_lock = asyncio.Lock()
         self._started = False
@@ -410,12 +418,10 @@ class Relay:
         if not self._started:
             await self.start()
         data = envelope.push_message(topic, event, payload)
-        offset: int | None = None
         if self.config.topic_buffer:
-            offset = await self.backend.history_append(topic, data, self.config.topic_buffer)
-            data = envelope.add_offset(data, offset)
+            return await self.backend.publish_recorded(topic, data, self.config.topic_buffer)
         await self.backend.publish(topic, data)
-        return offset
+        return None
 
     def _deliver(self, topic: str, data: str) -> None:
         """Backend callback: queue ``data`` for this node's subscribers of ``topic``.
@@ -446,7 +452,12 @@ class Relay:
         if batch:
             self._batch.append((data, batch))
             if self._flush_handle is None:
-                self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_batch)
+                loop = asyncio.get_running_loop()
+                due = self._flushed_at + self.config.write_coalescing
+                if due <= loop.time():
+                    self._flush_handle = loop.call_soon(self._flush_batch)
+                else:
+                    self._flush_handle = loop.call_at(due, self._flush_batch)
 
     def _flush_batch(self) -> None:
         """Hand the pushes queued by :meth:`_deliver` over, in order, one frame per push.
@@ -477,6 +488,11 @@ class Relay:
                     conn.batched = False
         for conn in touched:
             conn.after_batch()
+        # Runs after the connections' writes scheduled above: the window starts then.
+        asyncio.get_running_loop().call_soon(self._mark_flushed)
+
+    def _mark_flushed(self) -> None:
+        self._flushed_at = asyncio.get_running_loop().time()
 
     def _backend_event(self, event: BackendEvent) -> None:
         if event.kind == "disconnected":

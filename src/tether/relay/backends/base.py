@@ -9,7 +9,8 @@ backend). It carries three things:
 * **presence**: entries per topic and connection, owned by the node that set them and
   kept alive by it; a node that dies has its entries expire after the presence TTL;
 * **history**: a bounded ring of the last messages per topic, each with an offset that
-  increases by one per message on that topic.
+  increases by one per message on that topic; recording a message and publishing it
+  with its offset is one step (:meth:`Backend.publish_recorded`).
 
 Backends report trouble they recovered from (a lost connection, a gap in delivery) to the
 ``on_event`` callback as :class:`BackendEvent` values instead of hiding it.
@@ -82,10 +83,15 @@ class Backend(Protocol):
     async def presence_count(self, topic: str) -> int:
         """How many live entries ``topic`` has across nodes."""
 
-    async def history_append(self, topic: str, data: str, maxlen: int) -> int:
-        """Store ``data`` in ``topic``'s ring of ``maxlen`` messages; return its offset.
+    async def publish_recorded(self, topic: str, data: str, maxlen: int) -> int:
+        """Record ``data`` in ``topic``'s history and publish it with its offset.
 
-        Offsets start at 1 and increase by one per message on the topic.
+        ``data`` is a JSON object; what is stored is ``data`` itself, what
+        :meth:`publish` sends is ``data`` with ``"offset":N`` added as its last member
+        (:func:`tether.relay.envelope.add_offset`). Both happen as one step, so nodes
+        receive a topic's messages in offset order whoever published them. The ring
+        keeps the last ``maxlen`` messages; offsets start at 1 and increase by one per
+        message on the topic. Returns the offset.
         """
 
     async def history_read(self, topic: str, since: int) -> list[tuple[int, str]] | None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..envelope import add_offset
 from ..presence import PresenceState
 from .base import DeliverCallback, EventCallback
 
@@ -140,8 +141,13 @@ class MemoryBackend:
         now = self.broker.clock()
         return sum(state.count(topic, now) for state in self.broker._states())
 
-    async def history_append(self, topic: str, data: str, maxlen: int) -> int:
-        """Store ``data`` in the ring of ``topic`` (``maxlen`` messages); return its offset."""
+    async def publish_recorded(self, topic: str, data: str, maxlen: int) -> int:
+        """Store ``data`` in ``topic``'s ring and publish it with its offset."""
+        offset = self._record(topic, data, maxlen)
+        await self.publish(topic, add_offset(data, offset))
+        return offset
+
+    def _record(self, topic: str, data: str, maxlen: int) -> int:
         broker = self.broker
         history = broker.history
         record = history.get(topic)

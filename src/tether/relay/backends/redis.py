@@ -13,7 +13,8 @@ Keys and channels (``prefix`` is ``"tether:"`` by default):
 * ``{prefix}prn:{topic}``: the set of nodes that may have entries on a topic;
 * ``{prefix}h:{topic}`` and ``{prefix}hc:{topic}``: a stream with the topic's last
   ``maxlen`` pushes (entry id ``{offset}-0``, trimmed exactly) and the offset counter,
-  appended atomically by a Lua script, expiring ``history_ttl`` after the last push.
+  expiring ``history_ttl`` after the last push. One Lua script appends a push and
+  publishes it with its offset, so recording and fan-out cost one round trip.
 
 When the pub/sub connection drops (Redis restarted, network trouble) the backend reports
 ``BackendEvent("disconnected")``, reconnects with backoff, resubscribes every topic,
@@ -41,11 +42,15 @@ __all__ = ["RedisBackend"]
 
 logger = logging.getLogger("tether.relay.redis")
 
-_APPEND = """
+# KEYS: offset counter, stream. ARGV: message, ring length, TTL (ms), channel.
+# The published copy is the message with ``"offset":N`` added before its closing brace.
+_PUBLISH_RECORDED = """
 local n = redis.call('INCR', KEYS[1])
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], n .. '-0', 'd', ARGV[1])
+local offset = string.format('%d', n)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], offset .. '-0', 'd', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('PUBLISH', ARGV[4], string.sub(ARGV[1], 1, -2) .. ',"offset":' .. offset .. '}')
 return n
 """
 
@@ -82,7 +87,7 @@ class RedisBackend:
         self.connect_timeout = connect_timeout
         self.node_id = secrets.token_hex(6)
         self._redis: Any = None
-        self._append: Any = None
+        self._publish_recorded: Any = None
         self._pubsub: Any = None
         self._deliver: DeliverCallback | None = None
         self._on_event: EventCallback | None = None
@@ -133,7 +138,7 @@ class RedisBackend:
         self._redis = redis.asyncio.Redis.from_url(
             self.url, socket_connect_timeout=self.connect_timeout
         )
-        self._append = self._redis.register_script(_APPEND)
+        self._publish_recorded = self._redis.register_script(_PUBLISH_RECORDED)
         self._reader = asyncio.create_task(self._read_forever())
         self._refresher = asyncio.create_task(self._refresh_forever())
         with contextlib.suppress(TimeoutError):
@@ -391,12 +396,18 @@ class RedisBackend:
 
     # History
 
-    async def history_append(self, topic: str, data: str, maxlen: int) -> int:
-        """Append to the topic's stream with the next offset (one Lua call)."""
+    async def publish_recorded(self, topic: str, data: str, maxlen: int) -> int:
+        """Append to the topic's stream with the next offset and publish, in one call.
+
+        One Lua script increments the counter, appends, refreshes the expiry and
+        publishes the copy with the offset, so a push costs one round trip and every
+        node sees a topic's offsets in order.
+        """
         keys = [f"{self.prefix}hc:{topic}", f"{self.prefix}h:{topic}"]
-        args = [data, maxlen, max(1, int(self.history_ttl * 1000))]
+        ttl = max(1, int(self.history_ttl * 1000))
+        args = [data, maxlen, ttl, self._channel(topic)]
         with self._errors():
-            return int(await self._append(keys=keys, args=args))
+            return int(await self._publish_recorded(keys=keys, args=args))
 
     async def history_read(self, topic: str, since: int) -> list[tuple[int, str]] | None:
         """The pushes after ``since``, or ``None`` when some aren't available."""
