@@ -10,7 +10,7 @@ Usage::
     python benchmarks/run.py                    # every scenario, asyncio and uvloop
     python benchmarks/run.py --quick            # ~1 s per measurement, smaller counts
     python benchmarks/run.py --scenarios 1,2 --servers tether,picows --loops asyncio
-    python benchmarks/run.py --full             # the long capacity run (scenario 7)
+    python benchmarks/run.py --short            # capacity (7) with 1,000 connections for 8 s
     python benchmarks/run.py --scenarios 1,4,8,9,10 --servers tether --loops asyncio
 
 The REPE RPC scenarios 8-10 run against ``benchmarks/servers/NAME_rpc_server.py`` (only
@@ -380,21 +380,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per figure")
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--quick", action="store_true", help="~1 s smoke run, small counts")
-    parser.add_argument("--full", action="store_true", help="long capacity run (scenario 7)")
+    parser.add_argument(
+        "--short", action="store_true", help="capacity (7) with 1,000 connections for 8 s"
+    )
     parser.add_argument("--scenarios", default="1,2,3,4,5,6,7,8,9,10", help="e.g. 1,2")
     parser.add_argument("--servers", default=",".join((*LIBRARIES, CALIBRATION)))
     parser.add_argument("--loops", default="asyncio,uvloop", help="asyncio,uvloop")
-    parser.add_argument("--clients", type=int, default=100, help="fan-out clients")
-    parser.add_argument("--messages", type=int, default=1000, help="fan-out messages each")
+    parser.add_argument("--clients", type=int, default=1000, help="fan-out clients")
+    parser.add_argument("--messages", type=int, default=200, help="fan-out messages each")
     parser.add_argument("--peers", type=int, default=1000, help="broadcast peers (10)")
     parser.add_argument("--notifies", type=int, default=100, help="broadcasts per round (10)")
-    parser.add_argument("--memory-connections", type=int, default=1000)
+    parser.add_argument("--memory-connections", type=int, default=5000)
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
     args = parser.parse_args(argv)
-    args.capacity_connections, args.capacity_seconds = 1000, 8.0
-    if args.full:
-        args.capacity_connections, args.capacity_seconds = 5000, 60.0
+    # The defaults are the scenarios: 1,000 fan-out clients x 200 messages,
+    # memory with 5,000 connections, capacity with 10,000 connections for 60 s.
+    args.capacity_connections, args.capacity_seconds = 10_000, 60.0
+    if args.short:
+        args.capacity_connections, args.capacity_seconds = 1000, 8.0
     if args.quick:
         args.duration, args.warmup = 1.0, 0.2
         args.clients, args.messages = 50, 200

@@ -337,6 +337,31 @@ async def test_keepalive_measures_latency():
             await ws.send("bye")
 
 
+async def test_keepalive_costs_no_task_per_connection():
+    # The same 50 idle connections with keepalive off and on: the number of tasks
+    # in the loop is the same, and with keepalive on every connection was pinged.
+    async def tasks_with(ping_interval):
+        conns = []
+
+        async def handler(ws):
+            conns.append(ws)
+            await ws.wait_closed()
+
+        async with serve(
+            handler, "127.0.0.1", 0, ping_interval=ping_interval, ping_timeout=5
+        ) as server:
+            clients = [await connect(url(server), ping_interval=None) for _ in range(50)]
+            await until(lambda: len(conns) == 50)
+            if ping_interval is not None:
+                await until(lambda: all(conn.latency > 0 for conn in conns))
+            count = len(asyncio.all_tasks())
+            for client in clients:
+                await client.close()
+        return count
+
+    assert await tasks_with(None) == await tasks_with(0.02)
+
+
 async def test_listeners_see_events_in_order():
     events = []
 
