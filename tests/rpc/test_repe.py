@@ -168,6 +168,17 @@ def test_message_is_frozen():
     assert not hasattr(message, "__dict__")
 
 
+def test_decoded_message_is_a_frozen_message():
+    built = Message(id=7, query=b"/a", body=b"[1]", body_format=BodyFormat.JSON, notify=True)
+    decoded = repe.decode(built.encode())
+    assert type(decoded) is Message
+    assert decoded == built
+    assert hash(decoded) == hash(built)
+    with pytest.raises(AttributeError):
+        decoded.id = 2
+    assert not hasattr(decoded, "__dict__")
+
+
 def test_message_stores_plain_ints():
     message = Message(
         id=1, query=b"", body=b"", query_format=QueryFormat.RAW, body_format=BodyFormat.BEVE

@@ -7,7 +7,7 @@ import pytest
 from vectors import REPE_VECTORS
 
 from tether.rpc import beve
-from tether.rpc.context import CallContext
+from tether.rpc.context import CallContext, CancelToken, context_for
 from tether.rpc.errors import ApplicationError, RpcError
 from tether.rpc.repe import BodyFormat, ErrorCode, Message, RepeError, decode
 from tether.rpc.router import Router, _EncodeFailed
@@ -260,3 +260,73 @@ async def test_lookup_raises_repe_errors(router):
     with pytest.raises(RepeError) as info:
         router.lookup(request("/missing"))
     assert info.value.ec == ErrorCode.METHOD_NOT_FOUND
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: int
+
+
+CALL_CASES = [
+    ("/echo", [1, "a", None]),
+    ("/echo", {"nested": [1.5, True]}),
+    ("/echo", b"not json"),
+    ("/list_of_object", 1),
+    ("/dataclass", 1),
+    ("/fails", 1),
+    ("/crash", 1),
+    ("/ctx", 1),
+    ("/nobody", 1),
+    ("/missing_body", b""),
+]
+
+
+@pytest.mark.parametrize("notify", [False, True])
+@pytest.mark.parametrize(("path", "value"), CALL_CASES)
+async def test_call_gives_the_bytes_of_handle(path, value, notify):
+    # Router.call (the server's synchronous path, with a shortcut for JSON bodies)
+    # and Router.handle must answer every request alike.
+    router = Router()
+    router.json("/echo")(lambda value: value)
+    router.json("/list_of_object")(lambda value: [object()])
+    router.json("/dataclass")(lambda value: Point(value, 2))
+    router.json("/ctx", context=True)(lambda ctx, value: [ctx.id, value])
+    router.json("/nobody")(lambda: "none")
+    router.json("/missing_body")(lambda value: value)
+
+    @router.json("/fails")
+    def fails(value):
+        raise ApplicationError(4100, "no")
+
+    @router.json("/crash")
+    def crash(value):
+        raise KeyError(value)
+
+    if isinstance(value, bytes):
+        message = request(path, value, BodyFormat.JSON if value else BodyFormat.RAW)
+    else:
+        message = request(path, value, notify=notify, id=77)
+    message = dataclasses.replace(message, notify=notify)
+    reported = []
+    route = router.lookup(message)
+    ctx = CallContext(message)
+    called = router.call(route, message, ctx, lambda exc, ctx: reported.append(exc))
+    expected = await router.handle(message, report=lambda exc, ctx: reported.append(exc))
+    if expected is None:
+        assert called is None
+    else:
+        assert called == expected.encode()
+    assert len(reported) in (0, 2)
+
+
+@pytest.mark.parametrize("info", [None, type("Info", (), {"path": "/p", "query": "q=1"})()])
+def test_context_for_matches_the_constructor(info):
+    message = request("/x", [1], id=9)
+    token = CancelToken()
+    built = CallContext(message, "peer", token, info)
+    fast = context_for(message, "peer", token, info)
+    for name in ("message", "peer", "cancel_token", "path", "query", "id", "method", "notify"):
+        assert getattr(fast, name) == getattr(built, name)
+    token.cancel()
+    assert fast.cancelled

@@ -33,7 +33,9 @@ from .repe import BodyFormat, ErrorCode, RepeError
 
 __all__ = [
     "decode_body",
+    "decode_json_body",
     "encode_body",
+    "encode_json_body",
     "json_library",
     "use_json_library",
 ]
@@ -122,7 +124,8 @@ except ImportError:
     pass
 
 
-def _encode_json(value: Any) -> bytes:
+def encode_json_body(value: Any) -> bytes:
+    """Encode a JSON body with the library in use (raises TypeError, ValueError)."""
     if _dumps is not None:
         try:
             data = _dumps(value)
@@ -133,7 +136,12 @@ def _encode_json(value: Any) -> bytes:
     return _stdlib_dumps(value)
 
 
-def _decode_json(data: BytesLike) -> Any:
+def decode_json_body(data: BytesLike) -> Any:
+    """Decode a JSON body.
+
+    Raises:
+        RepeError: with ``ec`` PARSE_ERROR when it does not parse.
+    """
     if _loads is not None:
         try:
             return _loads(data)
@@ -167,7 +175,7 @@ def encode_body(value: Any, fmt: int) -> bytes:
     if fmt == BodyFormat.BEVE:
         return beve.encode(value)
     if fmt == BodyFormat.JSON:
-        return _encode_json(value)
+        return encode_json_body(value)
     if fmt == BodyFormat.UTF8:
         if isinstance(value, str):
             return value.encode()
@@ -198,7 +206,7 @@ def decode_body(data: BytesLike, fmt: int) -> Any:
         except beve.BeveDecodeError as exc:
             raise RepeError(f"invalid beve body: {exc}", ErrorCode.PARSE_ERROR) from exc
     if fmt == BodyFormat.JSON:
-        return _decode_json(data)
+        return decode_json_body(data)
     if fmt == BodyFormat.UTF8:
         try:
             return str(data, "utf-8")

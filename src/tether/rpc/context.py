@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .peers import PeerHandle
 
 
-__all__ = ["CallContext", "CancelToken"]
+__all__ = ["CallContext", "CancelToken", "context_for"]
 
 
 class CancelToken:
@@ -90,6 +90,9 @@ class _NoPeerInfo:
     query = ""
     headers: Mapping[str, str] = {}
     remote_address: Any = None
+
+
+_NO_PEER_INFO = _NoPeerInfo()
 
 
 class CallContext:
@@ -172,3 +175,20 @@ class CallContext:
             Whether the call is cancelled.
         """
         return self._token.wait_sync(timeout)
+
+
+_new_context = object.__new__
+
+
+def context_for(message: Message, peer: PeerHandle, token: CancelToken, info: Any) -> CallContext:
+    """Build a server call's :class:`CallContext` without running ``__init__``.
+
+    The same result as ``CallContext(message, peer, token, info)``, cheaper on the
+    per-call path.
+    """
+    ctx: CallContext = _new_context(CallContext)
+    ctx.message = message
+    ctx.peer = peer
+    ctx._token = token
+    ctx._info = info if info is not None else _NO_PEER_INFO
+    return ctx

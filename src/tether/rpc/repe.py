@@ -22,6 +22,7 @@ import dataclasses
 import enum
 import struct
 from collections.abc import Iterable
+from typing import Any
 
 from ..exceptions import TetherError
 from ..types import BytesLike
@@ -292,34 +293,16 @@ class Message:
         return b"".join(self.encode_parts())
 
 
-# Builds a Message from trusted, already range-checked header fields without running
-# __post_init__: this is the decode hot path. The slots' own setters skip the attribute
-# lookup that object.__setattr__ does (about 35% faster for the nine fields).
-_new_message = object.__new__
-(
-    _set_id,
-    _set_query,
-    _set_body,
-    _set_query_format,
-    _set_body_format,
-    _set_ec,
-    _set_notify,
-    _set_version,
-    _set_reserved,
-) = (
-    getattr(Message, name).__set__
-    for name in (
-        "id",
-        "query",
-        "body",
-        "query_format",
-        "body_format",
-        "ec",
-        "notify",
-        "version",
-        "reserved",
-    )
-)
+class _Unfrozen:
+    """Same slots as :class:`Message`, without the frozen ``__setattr__``.
+
+    The decode hot path fills one of these with plain attribute stores and then gives
+    it the :class:`Message` class (same slots, so the layout is the same). It skips
+    ``__post_init__`` (the header fields are already range-checked) and the frozen
+    setter, about three times faster than ``object.__setattr__`` for nine fields.
+    """
+
+    __slots__ = Message.__slots__
 
 
 def _from_wire(
@@ -333,17 +316,19 @@ def _from_wire(
     version: int,
     reserved: int,
 ) -> Message:
-    message: Message = _new_message(Message)
-    _set_id(message, id)
-    _set_query(message, query)
-    _set_body(message, body)
-    _set_query_format(message, query_format)
-    _set_body_format(message, body_format)
-    _set_ec(message, ec)
-    _set_notify(message, notify)
-    _set_version(message, version)
-    _set_reserved(message, reserved)
-    return message
+    message: Any = object.__new__(_Unfrozen)
+    message.id = id
+    message.query = query
+    message.body = body
+    message.query_format = query_format
+    message.body_format = body_format
+    message.ec = ec
+    message.notify = notify
+    message.version = version
+    message.reserved = reserved
+    message.__class__ = Message
+    result: Message = message
+    return result
 
 
 def decode(data: BytesLike, *, max_size: int | None = DEFAULT_MAX_SIZE) -> Message:

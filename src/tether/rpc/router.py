@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 from ..types import BytesLike
 from . import beve
 from ._convert import ConversionError, Converter, converter_for, to_builtins
-from .bodies import decode_body, encode_body
+from .bodies import decode_body, decode_json_body, encode_body, encode_json_body
 from .context import CallContext
 from .errors import RpcError
 from .repe import (
@@ -435,12 +435,26 @@ class Router:
         """
         if self._middleware or route.is_async:
             return self._call_async(route, message, ctx, report)
+        # A JSON body for a handler that takes just the value: no argument tuple.
+        plain_json = message.body_format == _JSON and route.kind == "json"
         try:
-            result = route.func(*self._arguments(route, message, ctx))
+            if plain_json and route.takes_body and not route.context:
+                result = route.func(decode_json_body(message.body))
+            else:
+                result = route.func(*self._arguments(route, message, ctx))
         except Exception as exc:
             return _encoded(self._error_reply(exc, message, ctx, report))
-        if type(result) not in _PLAIN_RESULTS and inspect.isawaitable(result):
-            return self._finish(route, message, ctx, report, result)
+        result_type = type(result)
+        if result_type not in _PLAIN_RESULTS:
+            if inspect.isawaitable(result):
+                return self._finish(route, message, ctx, report, result)
+        elif plain_json and not message.notify:
+            try:
+                body = encode_json_body(result)
+            except (TypeError, ValueError):
+                pass  # _response_bytes reports it
+            else:
+                return encode_response(message.id, body, _JSON)
         return self._response_bytes(route, message, ctx, report, result)
 
     async def _call_async(

@@ -44,7 +44,7 @@ from ..protocol.handshake import reject
 from ..protocol.http11 import Request, Response
 from ..types import BytesLike, MessageStream
 from ._websocket import BINARY_ONLY_REASON, websocket_options
-from .context import CallContext, CancelToken
+from .context import CallContext, CancelToken, context_for
 from .errors import (
     HandlerCrash,
     HandshakeError,
@@ -507,7 +507,7 @@ class _Connection:
             if message.notify:
                 return None
             return self._respond(message.id, error_response(message, exc.ec, str(exc)))
-        ctx = CallContext(message, self.peer, self.cancel, self.info)
+        ctx = context_for(message, self.peer, self.cancel, self.info)
         if route.blocking:
             return self._dispatch_offreader(route, message, ctx)
         response = router.call(route, message, ctx, self.server._report_crash)
