@@ -226,3 +226,71 @@ async def test_oversized_notify_is_dropped_for_that_peer_only():
     assert "notify /blob of 153 bytes dropped: 53 bytes over" in str(events[0])
     await client.close()
     await served
+
+
+async def test_outbound_is_watched_exactly_while_not_idle():
+    watcher, other = set(), set()
+    outbound = Outbound(4)
+    outbound.watch(watcher)
+    outbound.watch(watcher)  # once only
+    outbound.watch(other)
+    assert watcher == other == set()
+    assert outbound.try_put(b"a") is SendResult.OK  # no direct writer: queued
+    assert outbound in watcher
+    assert outbound in other
+    batch = await outbound.get_all()
+    assert batch == [b"a"]
+    assert outbound in watcher  # the writer holds the batch
+    outbound.batch_written()
+    assert outbound not in watcher
+    assert await outbound.put(b"b") is True
+    assert outbound in watcher
+    await outbound.get_all()
+    outbound.watch(other, stop=True)
+    outbound.batch_written()
+    assert outbound not in watcher
+    outbound.close()
+    assert outbound in watcher  # closed is never idle
+    assert other == set()
+
+
+async def test_registry_watches_the_peers_it_holds():
+    registry = PeerRegistry()
+    first = PeerHandle(1, None, Outbound(4))
+    second = PeerHandle(1, None, Outbound(4))
+    registry.insert(first)
+    first._outbound.try_put(b"x")
+    assert first._outbound in registry._not_idle
+    registry.insert(second)  # the same id: the old peer is no longer watched
+    assert first._outbound not in registry._not_idle
+    second._outbound.close()
+    assert second._outbound in registry._not_idle
+    assert registry.remove(1) is second
+    assert registry._not_idle == set()
+    assert registry.remove(1) is None
+
+
+async def test_broadcast_goes_behind_what_is_queued_for_a_peer():
+    # Peer 1 has a message queued; peer 2 is idle. A broadcast is written at once to 2
+    # and queued behind the earlier message for 1.
+    written = []
+
+    def direct(targets, data):
+        written.extend((target, data) for target in targets)
+        return []
+
+    registry = PeerRegistry()
+    busy = Outbound(4, direct=direct, target="t1")
+    idle = Outbound(4, direct=direct, target="t2")
+    registry.insert(PeerHandle(1, None, busy))
+    registry.insert(PeerHandle(2, None, idle))
+    busy.enqueue(b"earlier")
+    results = registry.broadcast_notify_raw("/n", b"1")
+    assert results == {1: SendResult.OK, 2: SendResult.OK}
+    assert [target for target, _ in written] == ["t2"]
+    assert len(busy) == 2
+    assert (await busy.get_all())[0] == b"earlier"
+    busy.batch_written()
+    written.clear()
+    registry.broadcast_notify_raw("/n", b"2")  # both idle now: one direct call
+    assert [target for target, _ in written] == ["t1", "t2"]

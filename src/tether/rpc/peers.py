@@ -19,7 +19,7 @@ import asyncio
 import collections
 import enum
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeAlias
 
 from ..types import BytesLike, PeerInfo
@@ -91,6 +91,9 @@ class Outbound:
         self._busy = False  # the writer holds a batch it has not written yet
         self._reader_waiter: asyncio.Future[None] | None = None
         self._space_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        # Sets (one per registry holding this queue) that contain it while it is not
+        # idle: messages queued, a batch in the writer's hands, or closed.
+        self._watchers: tuple[set[Outbound], ...] = ()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -110,6 +113,24 @@ class Outbound:
             and not self._closed
             and threading.get_ident() == self._thread
         )
+
+    def watch(self, watcher: set[Outbound], *, stop: bool = False) -> None:
+        """Keep this queue in ``watcher`` exactly while it is not idle (or stop that)."""
+        if stop:
+            self._watchers = tuple(w for w in self._watchers if w is not watcher)
+            watcher.discard(self)
+            return
+        if not any(w is watcher for w in self._watchers):
+            self._watchers = (*self._watchers, watcher)
+        self._report_idle()
+
+    def _report_idle(self) -> None:
+        if self._items or self._busy or self._closed:
+            for watcher in self._watchers:
+                watcher.add(self)
+        else:
+            for watcher in self._watchers:
+                watcher.discard(self)
 
     def try_put(self, data: BytesLike) -> SendResult:
         """Queue ``data`` if there is room, without waiting."""
@@ -143,6 +164,8 @@ class Outbound:
         if len(self._items) >= self.capacity:
             return _FULL
         self._items.append(data)
+        for watcher in self._watchers:
+            watcher.add(self)
         if threading.get_ident() == self._thread:
             self._wake()
         else:
@@ -164,6 +187,8 @@ class Outbound:
         if self._closed:
             return False
         self._items.append(data)
+        for watcher in self._watchers:
+            watcher.add(self)
         self._wake()
         return True
 
@@ -192,10 +217,13 @@ class Outbound:
     def batch_written(self) -> None:
         """The writer handed the whole batch from :meth:`get_all` to the transport."""
         self._busy = False
+        if self._watchers:
+            self._report_idle()
 
     def close(self) -> None:
         """Refuse new messages; the writer still takes what is queued."""
         self._closed = True
+        self._report_idle()
         self._wake()
         for waiter in self._space_waiters:
             if not waiter.done():
@@ -289,6 +317,10 @@ class PeerRegistry:
         self._peers: dict[int, PeerHandle] = {}
         self._key_to_peer: dict[str, int] = {}
         self._peer_keys: dict[int, list[str]] = {}
+        # The outbound queues of our peers that are not idle (see Outbound.watch), and
+        # the peers grouped for broadcasts, rebuilt after a peer comes or goes.
+        self._not_idle: set[Outbound] = set()
+        self._groups: list[_Group] | None = None
 
     def __len__(self) -> int:
         return len(self._peers)
@@ -305,13 +337,22 @@ class PeerRegistry:
 
     def insert(self, peer: PeerHandle) -> None:
         """Add a peer (the server does it when a connection opens)."""
+        previous = self._peers.get(peer.id)
+        if previous is not None and previous is not peer:
+            previous._outbound.watch(self._not_idle, stop=True)
         self._peers[peer.id] = peer
+        peer._outbound.watch(self._not_idle)
+        self._groups = None
 
     def remove(self, peer_id: int) -> PeerHandle | None:
         """Remove a peer and its aliases (the server does it on disconnect)."""
         for key in self._peer_keys.pop(peer_id, ()):
             del self._key_to_peer[key]
-        return self._peers.pop(peer_id, None)
+        peer = self._peers.pop(peer_id, None)
+        if peer is not None:
+            peer._outbound.watch(self._not_idle, stop=True)
+            self._groups = None
+        return peer
 
     def get(self, peer_id: int) -> PeerHandle | None:
         """The peer with this id, or ``None``."""
@@ -377,39 +418,31 @@ class PeerRegistry:
         data = notify_message(path, body, body_format).encode()
         size = len(data)
         me = threading.get_ident()
-        results: dict[int, SendResult] = {}
-        # Peers that can take the message now, by writer: (targets, peers), one direct
-        # call per writer. The test is Outbound.writable_now(), inlined: this loop runs
-        # once per peer and message.
-        groups: dict[DirectWrite, tuple[list[Any], list[PeerHandle]]] = {}
-        current: DirectWrite | None = None
-        targets: list[Any] = []
-        members: list[PeerHandle] = []
-        for peer_id, peer in self._snapshot():
-            outbound = peer._outbound
-            direct = outbound.direct
-            limit = peer._limit
-            if (
-                direct is not None
-                and not outbound._items
-                and not outbound._busy
-                and not outbound._closed
-                and outbound._thread == me
-                and (limit is None or size <= limit)
-            ):
-                if direct is not current:
-                    current = direct
-                    targets, members = groups.setdefault(direct, ([], []))
-                targets.append(outbound.target)
-                members.append(peer)
-                results[peer_id] = _OK
+        results = dict.fromkeys(self._peers, _OK)
+        not_idle = self._not_idle
+        groups = self._groups
+        if groups is None:
+            groups = self._groups = _group(self._peers.values())
+        for direct, thread, limit, peers, all_targets in groups:
+            if direct is None or thread != me or (limit is not None and size > limit):
+                for peer in peers:
+                    results[peer.id] = peer.send_encoded(data, path)
+                continue
+            if not_idle:
+                # Something is queued for some peers: theirs goes behind it, in order.
+                ready: list[PeerHandle] = []
+                for peer in peers:
+                    if peer._outbound in not_idle:
+                        results[peer.id] = peer.send_encoded(data, path)
+                    else:
+                        ready.append(peer)
+                targets = [peer._outbound.target for peer in ready]
             else:
-                results[peer_id] = peer.send_encoded(data, path)
-        for direct, (targets, members) in groups.items():
+                ready, targets = peers, all_targets
             skipped = direct(targets, data)
             if skipped:
                 # Closing, or above the write high-water mark: the writer task takes it.
-                by_target = {id(peer._outbound.target): peer for peer in members}
+                by_target = {id(peer._outbound.target): peer for peer in ready}
                 for target in skipped:
                     peer = by_target[id(target)]
                     results[peer.id] = peer._outbound.enqueue(data)
@@ -427,5 +460,19 @@ class PeerRegistry:
         """:meth:`broadcast_notify_raw` with a UTF-8 text body."""
         return self.broadcast_notify_raw(path, text.encode(), BodyFormat.UTF8)
 
-    def _snapshot(self) -> list[tuple[int, PeerHandle]]:
-        return list(self._peers.items())
+
+
+_Group: TypeAlias = tuple[DirectWrite | None, int, int | None, list[PeerHandle], list[Any]]
+"""Peers one ``direct`` call can serve: (direct, loop thread, size limit, peers, targets)."""
+
+
+def _group(peers: Iterable[PeerHandle]) -> list[_Group]:
+    groups: dict[tuple[DirectWrite | None, int, int | None], list[PeerHandle]] = {}
+    for peer in peers:
+        outbound = peer._outbound
+        key = (outbound.direct, outbound._thread, peer._limit)
+        groups.setdefault(key, []).append(peer)
+    return [
+        (*key, members, [peer._outbound.target for peer in members])
+        for key, members in groups.items()
+    ]
