@@ -389,7 +389,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=1000, help="fan-out clients")
     parser.add_argument("--messages", type=int, default=200, help="fan-out messages each")
     parser.add_argument("--peers", type=int, default=1000, help="broadcast peers (10)")
-    parser.add_argument("--notifies", type=int, default=100, help="broadcasts per round (10)")
+    parser.add_argument("--notifies", type=int, default=200, help="broadcasts per round (10)")
     parser.add_argument("--memory-connections", type=int, default=5000)
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
