@@ -362,6 +362,74 @@ async def test_keepalive_costs_no_task_per_connection():
     assert await tasks_with(None) == await tasks_with(0.02)
 
 
+async def test_a_burst_is_answered_in_bounded_batches():
+    # 64 requests arrive in one write; the echoes leave in several writes of at most
+    # 16 frames, not one per message and not one for the whole burst.
+    from .test_bad_input import BINARY, RawClient, frame
+
+    conns = []
+
+    async def handler(ws):
+        conns.append(ws)
+        async for message in ws:
+            await ws.send(message)
+
+    async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+        raw = await RawClient.open(server.port)
+        try:
+            await until(lambda: conns)
+            transport = conns[0].transport
+            writes = []
+            original = transport.write
+
+            def counting_write(data):
+                writes.append(len(data))
+                original(data)
+
+            transport.write = counting_write
+            payloads = [i.to_bytes(2, "big") * 32 for i in range(64)]
+            raw.writer.write(b"".join(frame(BINARY, p) for p in payloads))
+            assert [await raw.read_frame() for _ in payloads] == [(BINARY, p) for p in payloads]
+            assert len(writes) >= 4
+            assert len(writes) < 64
+            assert max(writes) <= 16 * 66
+        finally:
+            await raw.aclose()
+
+
+async def test_send_nowait(echo_server):
+    async with connect(url(echo_server)) as ws:
+        assert ws.send_nowait("hi") is True
+        assert ws.send_nowait(b"\x00\x01") is True
+        assert await ws.recv() == "hi"
+        assert await ws.recv() == b"\x00\x01"
+
+        # Not while a fragmented message is being sent.
+        gate = asyncio.Event()
+
+        async def fragments():
+            yield "a"
+            await gate.wait()
+            yield "b"
+
+        sending = asyncio.create_task(ws.send(fragments()))
+        await until(lambda: ws._fragment_lock is not None and ws._fragment_lock.locked())
+        assert ws.send_nowait("x") is False
+        gate.set()
+        await sending
+        assert await ws.recv() == "ab"
+    assert ws.send_nowait("late") is False
+
+
+async def test_send_nowait_refuses_while_the_transport_is_full(echo_server):
+    async with connect(url(echo_server)) as ws:
+        ws.pause_writing()  # what the transport calls above its high-water mark
+        assert ws.send_nowait("x") is False
+        ws.resume_writing()
+        assert ws.send_nowait("y") is True
+        assert await ws.recv() == "y"
+
+
 async def test_listeners_see_events_in_order():
     events = []
 

@@ -52,6 +52,7 @@ logger = logging.getLogger("tether")
 _OP_PING = Opcode.PING.value
 _OP_PONG = Opcode.PONG.value
 _OP_CLOSE = Opcode.CLOSE.value
+_OPEN = State.OPEN
 
 # Size of the per-thread read buffer shared by all connections.
 _SHARED_BUFFER_SIZE = 256 * 1024
@@ -143,6 +144,7 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         "_last_recv",
         "_messages",
         "_own_buffer",
+        "_pending_frames",
         "_pending_out",
         "_pings",
         "_queued_bytes",
@@ -223,6 +225,7 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._pending_out = 0
+        self._pending_frames = 0
         self._fragment_lock: asyncio.Lock | None = None
 
         # Pings: payload -> (future, time sent).
@@ -333,15 +336,46 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         if self.listeners:
             for listener in self.listeners:
                 listener.message_sent(self, message)
-        # Coalesce writes while received messages wait to be answered; with none left,
-        # nothing else is coming this turn: write now rather than a loop turn later.
-        pending = self._pending_out = self._pending_out + len(message)
-        if pending >= self.write_limit_high or not self._messages:
+        self._sent(len(message))
+        if self._writing_paused:
+            await self._wait_drain()
+
+    def send_nowait(self, message: DataLike) -> bool:
+        """Send a message now if the connection takes it without waiting.
+
+        Returns:
+            ``True`` when the message was queued for writing, like :meth:`send`;
+            ``False``, with nothing sent, when the connection is not open, its write
+            buffer is above the high-water mark, or a fragmented message is being sent.
+            Use ``await send()`` then: it waits for room.
+        """
+        protocol = self.protocol
+        if (
+            self._writing_paused
+            or protocol.state is not _OPEN
+            or (self._fragment_lock is not None and self._fragment_lock.locked())
+        ):
+            return False
+        if type(message) is bytes or not isinstance(message, str):
+            protocol.send_binary(message)
+        else:
+            protocol.send_text(message)
+        if self.listeners:
+            for listener in self.listeners:
+                listener.message_sent(self, message)
+        self._sent(len(message))
+        return True
+
+    def _sent(self, size: int) -> None:
+        # Coalesce writes while received messages wait to be answered, in batches of at
+        # most _COALESCE_FRAMES; with none left, nothing else is coming this turn: write
+        # now rather than a loop turn later.
+        pending = self._pending_out = self._pending_out + size
+        frames = self._pending_frames = self._pending_frames + 1
+        if pending >= self.write_limit_high or not self._messages or frames >= _COALESCE_FRAMES:
             self._flush()
         elif self._flush_handle is None:
             self._flush_handle = self.loop.call_soon(self._flush)
-        if self._writing_paused:
-            await self._wait_drain()
 
     async def _send_fragments(self, chunks: Iterable[DataLike] | AsyncIterable[DataLike]) -> None:
         if self._fragment_lock is None:
@@ -658,6 +692,7 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
             handle.cancel()
             self._flush_handle = None
         self._pending_out = 0
+        self._pending_frames = 0
         transport = self.transport
         out = self.protocol.data_to_send()
         if transport is None or transport.is_closing():
@@ -731,6 +766,12 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
 # Payloads at least this large are written on their own instead of being copied into
 # one joined buffer with the small frames around them.
 _LARGE_CHUNK = 65536
+
+
+# Replies coalesced into one write at most: a burst of requests read at once is answered
+# in batches of this many frames, so the peer can send more while the rest is processed
+# (one write per whole burst turns a pipelined client into a lock-step one).
+_COALESCE_FRAMES = 16
 
 
 def _write_coalesced(transport: asyncio.Transport, chunks: list[bytes]) -> None:

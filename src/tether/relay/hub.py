@@ -81,10 +81,11 @@ class RelayConfig:
             are pushed to the topic (default: refused with ``"publishing not allowed"``).
         open_topics: whether topics without a channel handler may be subscribed to
             (default: yes; ``False`` answers ``"no such channel"``).
-        write_coalescing: seconds a push waits when the previous batch of writes to
-            subscribers ended less than this long ago, so that pushes arriving one by
-            one (as from another node) share one write per subscriber. A push to an
-            idle relay goes out at once; 0 writes every loop turn.
+        write_coalescing: while the relay is writing continuously (the previous batch
+            of writes to subscribers ended less than this many seconds ago), a push
+            waits this long so that the pushes arriving meanwhile (one by one, as from
+            another node) share one write per subscriber. A push to an idle relay goes
+            out at once; 0 writes every loop turn.
     """
 
     path: str = "/ws"
@@ -453,11 +454,13 @@ class Relay:
             self._batch.append((data, batch))
             if self._flush_handle is None:
                 loop = asyncio.get_running_loop()
-                due = self._flushed_at + self.config.write_coalescing
-                if due <= loop.time():
+                now = loop.time()
+                window = self.config.write_coalescing
+                if now - self._flushed_at >= window:
                     self._flush_handle = loop.call_soon(self._flush_batch)
                 else:
-                    self._flush_handle = loop.call_at(due, self._flush_batch)
+                    # Writing continuously: gather what arrives in the next window.
+                    self._flush_handle = loop.call_at(now + window, self._flush_batch)
 
     def _flush_batch(self) -> None:
         """Hand the pushes queued by :meth:`_deliver` over, in order, one frame per push.

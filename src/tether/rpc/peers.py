@@ -74,16 +74,25 @@ class Outbound:
         direct: writes a message at once when nothing is queued ahead of it (see the
             module docstring); ``None`` sends everything through the writer task.
         target: what ``direct`` is called with, e.g. the WebSocket connection.
+        reply: writes one message to ``target`` at once if it can take it, returning
+            whether it did (e.g. the connection's ``send_nowait``); used instead of
+            ``direct`` for single messages such as responses.
     """
 
     def __init__(
-        self, capacity: int, *, direct: DirectWrite | None = None, target: Any = None
+        self,
+        capacity: int,
+        *,
+        direct: DirectWrite | None = None,
+        target: Any = None,
+        reply: Callable[[bytes], bool] | None = None,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"outbound capacity must be at least 1, got {capacity}")
         self.capacity = capacity
         self.direct = direct
         self.target = target
+        self.reply = reply
         self.loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
         self._items: collections.deque[BytesLike] = collections.deque()
@@ -148,14 +157,13 @@ class Outbound:
     def write_now(self, data: bytes) -> bool:
         """Write ``data`` through ``direct`` if nothing is queued ahead of it and the
         connection takes it without waiting; return whether it did (event loop only)."""
+        if self._items or self._busy or self._closed:
+            return False
+        reply = self.reply
+        if reply is not None:
+            return reply(data)
         direct = self.direct
-        return (
-            direct is not None
-            and not self._items
-            and not self._busy
-            and not self._closed
-            and not direct((self.target,), data)
-        )
+        return direct is not None and not direct((self.target,), data)
 
     def enqueue(self, data: BytesLike) -> SendResult:
         """Queue ``data`` for the writer task if there is room (never written directly)."""

@@ -395,9 +395,15 @@ class _Connection:
         self.info = stream.peer
         if isinstance(stream, WsConnection):
             # Write without the writer task while the socket keeps up (see peers.py).
-            self.outbound = Outbound(server.outbound_capacity, direct=broadcast, target=stream)
+            self.outbound = Outbound(
+                server.outbound_capacity, direct=broadcast, target=stream, reply=stream.send_nowait
+            )
         else:
             self.outbound = Outbound(server.outbound_capacity)
+        # Looked up once for the per-call path.
+        self._write_now = self.outbound.write_now
+        self._frame_limit = server.assumed_peer_frame_limit
+        self._report_crash = server._report_crash
         self.cancel = CancelToken()
         self.peer = PeerHandle(
             next(_peer_ids),
@@ -510,15 +516,15 @@ class _Connection:
         ctx = context_for(message, self.peer, self.cancel, self.info)
         if route.blocking:
             return self._dispatch_offreader(route, message, ctx)
-        response = router.call(route, message, ctx, self.server._report_crash)
+        response = router.call(route, message, ctx, self._report_crash)
+        if isinstance(response, bytes):
+            limit = self._frame_limit
+            if (limit is None or len(response) <= limit) and self._write_now(response):
+                return None  # written: nothing queued ahead, the socket keeps up
+            return self._respond(message.id, response)
         if response is None:
             return None
-        if not isinstance(response, bytes):
-            return self._respond_later(message.id, response)
-        limit = self.server.assumed_peer_frame_limit
-        if (limit is None or len(response) <= limit) and self.outbound.write_now(response):
-            return None  # written: nothing queued ahead, the socket keeps up
-        return self._respond(message.id, response)
+        return self._respond_later(message.id, response)
 
     async def _respond_later(self, id: int, pending: Awaitable[bytes | None]) -> None:
         response = await pending
