@@ -463,7 +463,9 @@ class _Connection:
 
     async def _read_loop(self) -> None:
         stream = self.stream
-        recv = stream.recv
+        # tether's own connections: async iteration pops a queued message without
+        # awaiting anything else.
+        recv = stream.__anext__ if isinstance(stream, WsConnection) else stream.recv
         recv_message: Callable[[], Awaitable[Message]] | None = getattr(
             stream, "recv_message", None
         )
@@ -481,7 +483,7 @@ class _Connection:
                         await _close_quietly(stream, _UNSUPPORTED_DATA, BINARY_ONLY_REASON)
                         return
                     message = decode(data, max_size=max_size)
-            except ConnectionClosed:
+            except (ConnectionClosed, StopAsyncIteration):
                 return
             except RepeError as exc:
                 if exc.ec == ErrorCode.VERSION_MISMATCH and exc.id is not None:
