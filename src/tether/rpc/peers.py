@@ -469,7 +469,6 @@ class PeerRegistry:
         return self.broadcast_notify_raw(path, text.encode(), BodyFormat.UTF8)
 
 
-
 _Group: TypeAlias = tuple[DirectWrite | None, int, int | None, list[PeerHandle], list[Any]]
 """Peers one ``direct`` call can serve: (direct, loop thread, size limit, peers, targets)."""
 
