@@ -1,3 +1,4 @@
+import os
 import struct
 
 import pytest
@@ -739,3 +740,77 @@ def test_stream_any_chunks(chunks):
     except RepeError as exc:
         ec = exc.ec
     assert ec in (None, ErrorCode.INVALID_HEADER, ErrorCode.VERSION_MISMATCH)
+
+
+# The C decoder (protocol/_speedups.c) against the pure-Python one: same message or the
+# same error for every input.
+
+
+def _outcome(decoder, data, max_size):
+    try:
+        message = decoder(data, max_size)
+    except RepeError as exc:
+        return ("error", exc.ec, str(exc), exc.id, exc.notify)
+    return ("ok", type(message), message, type(message.query), type(message.body))
+
+
+def _c_then_python(data, max_size):
+    return repe.decode(data, max_size=max_size)
+
+
+def test_the_c_decoder_is_in_use_unless_turned_off():
+    turned_off = os.environ.get("TETHER_NO_SPEEDUPS") == "1"
+    assert (repe._c_decode is None) == turned_off
+
+
+MAX_SIZES = [None, 0, 47, 48, 64, 100, repe.DEFAULT_MAX_SIZE, -1, 1 << 63, 1 << 64]
+
+
+@pytest.mark.parametrize("name", sorted(REPE_VECTORS))
+@pytest.mark.parametrize("max_size", MAX_SIZES)
+def test_c_decoder_matches_python_on_the_vectors(name, max_size):
+    data = bytes.fromhex(REPE_VECTORS[name][0])
+    assert _outcome(_c_then_python, data, max_size) == _outcome(repe._decode, data, max_size)
+
+
+wire_messages = st.builds(
+    Message,
+    id=st.integers(0, 2**64 - 1),
+    query=st.binary(max_size=40),
+    body=st.one_of(st.binary(max_size=64), st.binary(min_size=4090, max_size=4200)),
+    query_format=st.integers(0, 0xFFFF),
+    body_format=st.integers(0, 0xFFFF),
+    ec=st.integers(0, 2**32 - 1),
+    notify=st.booleans(),
+    version=st.integers(0, 255),
+    reserved=st.integers(0, 2**32 - 1),
+)
+
+
+@given(
+    message=wire_messages,
+    flips=st.lists(st.tuples(st.integers(0, 47), st.integers(0, 255)), max_size=3),
+    cut=st.integers(-3, 3),
+    max_size=st.sampled_from(MAX_SIZES),
+)
+def test_c_decoder_matches_python_on_tampered_messages(message, flips, cut, max_size):
+    data = bytearray(message.encode())
+    for index, value in flips:
+        data[index] = value
+    if cut < 0:
+        data = data[:cut]
+    elif cut > 0:
+        data += b"x" * cut
+    data = bytes(data)
+    assert _outcome(_c_then_python, data, max_size) == _outcome(repe._decode, data, max_size)
+
+
+@given(data=st.binary(max_size=200), max_size=st.sampled_from(MAX_SIZES))
+def test_c_decoder_matches_python_on_any_bytes(data, max_size):
+    assert _outcome(_c_then_python, data, max_size) == _outcome(repe._decode, data, max_size)
+
+
+def test_c_decoder_leaves_other_buffers_to_python():
+    data = Message(id=3, query=b"/q", body=b"{}").encode()
+    for wrapped in (bytearray(data), memoryview(data)):
+        assert repe.decode(wrapped) == repe._decode(data, None)

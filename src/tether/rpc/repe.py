@@ -20,12 +20,26 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..exceptions import TetherError
 from ..types import BytesLike
+
+
+_c_decode: Callable[[Any, int, int], Any] | None = None
+_c_setup: Callable[[type, type, tuple[str, ...]], None] | None = None
+if os.environ.get("TETHER_NO_SPEEDUPS") != "1":
+    try:
+        from ..protocol import _speedups
+    except ImportError:  # pragma: no cover
+        pass
+    else:
+        _c_decode, _c_setup = _speedups.repe_decode, _speedups.repe_setup
+
+_I64_LIMIT = 1 << 63
 
 
 __all__ = [
@@ -305,6 +319,21 @@ class _Unfrozen:
     __slots__ = Message.__slots__
 
 
+_FIELDS = (
+    "id",
+    "query",
+    "body",
+    "query_format",
+    "body_format",
+    "ec",
+    "notify",
+    "version",
+    "reserved",
+)
+if _c_setup is not None:
+    _c_setup(_Unfrozen, Message, _FIELDS)
+
+
 def _from_wire(
     id: int,
     query: BytesLike,
@@ -361,6 +390,16 @@ def decode(data: BytesLike, *, max_size: int | None = DEFAULT_MAX_SIZE) -> Messa
     Raises:
         RepeError: when a check fails.
     """
+    if _c_decode is not None and (max_size is None or 0 <= max_size < _I64_LIMIT):
+        # The common case in C: a valid v1 message in a bytes object, small body.
+        message = _c_decode(data, -1 if max_size is None else max_size, COPY_THRESHOLD)
+        if message is not None:
+            return message  # type: ignore[no-any-return]
+    return _decode(data, max_size)
+
+
+def _decode(data: BytesLike, max_size: int | None) -> Message:
+    """:func:`decode` in Python: every check, every error."""
     if isinstance(data, memoryview):
         data = _as_bytes_view(data)
     size = len(data)
