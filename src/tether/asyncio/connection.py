@@ -333,10 +333,7 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
             return
         else:
             raise TypeError(f"message must be str or bytes-like, not {type(message).__name__}")
-        if self.listeners:
-            for listener in self.listeners:
-                listener.message_sent(self, message)
-        self._sent(len(message))
+        self._sent(message)
         if self._writing_paused:
             await self._wait_drain()
 
@@ -360,17 +357,18 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
             protocol.send_binary(message)
         else:
             protocol.send_text(message)
+        self._sent(message)
+        return True
+
+    def _sent(self, message: DataLike) -> None:
+        """Tell the listeners about a queued message and write or schedule the write."""
         if self.listeners:
             for listener in self.listeners:
                 listener.message_sent(self, message)
-        self._sent(len(message))
-        return True
-
-    def _sent(self, size: int) -> None:
         # Coalesce writes while received messages wait to be answered, in batches of at
         # most _COALESCE_FRAMES; with none left, nothing else is coming this turn: write
         # now rather than a loop turn later.
-        pending = self._pending_out = self._pending_out + size
+        pending = self._pending_out = self._pending_out + len(message)
         frames = self._pending_frames = self._pending_frames + 1
         if pending >= self.write_limit_high or not self._messages or frames >= _COALESCE_FRAMES:
             self._flush()

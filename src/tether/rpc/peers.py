@@ -135,11 +135,14 @@ class Outbound:
 
     def _report_idle(self) -> None:
         if self._items or self._busy or self._closed:
-            for watcher in self._watchers:
-                watcher.add(self)
+            self._report_busy()
         else:
             for watcher in self._watchers:
                 watcher.discard(self)
+
+    def _report_busy(self) -> None:
+        for watcher in self._watchers:
+            watcher.add(self)
 
     def try_put(self, data: BytesLike) -> SendResult:
         """Queue ``data`` if there is room, without waiting."""
@@ -172,8 +175,7 @@ class Outbound:
         if len(self._items) >= self.capacity:
             return _FULL
         self._items.append(data)
-        for watcher in self._watchers:
-            watcher.add(self)
+        self._report_busy()
         if threading.get_ident() == self._thread:
             self._wake()
         else:
@@ -195,8 +197,7 @@ class Outbound:
         if self._closed:
             return False
         self._items.append(data)
-        for watcher in self._watchers:
-            watcher.add(self)
+        self._report_busy()
         self._wake()
         return True
 
