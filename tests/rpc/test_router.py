@@ -330,10 +330,3 @@ def test_context_for_matches_the_constructor(info):
         assert getattr(fast, name) == getattr(built, name)
     token.cancel()
     assert fast.cancelled
-
-
-def test_routes_by_query_is_the_live_table(router):
-    table = router.routes_by_query
-    assert table[b"/sum"] is router.routes["/sum"]
-    router.json("/later")(lambda: None)
-    assert table[b"/later"] is router.routes["/later"]

@@ -35,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import typing
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ..types import BytesLike
@@ -167,11 +167,6 @@ class Router:
     def routes(self) -> dict[str, Route]:
         """The registered routes by path (a copy)."""
         return dict(self._routes)
-
-    @property
-    def routes_by_query(self) -> Mapping[bytes, Route]:
-        """The live table from UTF-8 JSON pointer to route (read-only use; for servers)."""
-        return self._by_query
 
     def add(
         self,

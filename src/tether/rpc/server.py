@@ -58,7 +58,6 @@ from .repe import (
     DEFAULT_MAX_SIZE,
     ErrorCode,
     Message,
-    QueryFormat,
     RepeError,
     decode,
     error_response,
@@ -74,8 +73,6 @@ __all__ = [
     "RpcServer",
     "ShutdownToken",
 ]
-
-_QF_POINTER = int(QueryFormat.JSON_POINTER)
 
 logger = logging.getLogger("tether.rpc")
 
@@ -404,7 +401,6 @@ class _Connection:
         else:
             self.outbound = Outbound(server.outbound_capacity)
         # Looked up once for the per-call path.
-        self._routes = server.router.routes_by_query
         self._write_now = self.outbound.write_now
         self._frame_limit = server.assumed_peer_frame_limit
         self._report_crash = server._report_crash
@@ -512,20 +508,13 @@ class _Connection:
             logger.debug("dropped a message with ec %d sent to the server", message.ec)
             return None
         router = self.router
-        # The route of a well-formed request straight from the table; anything else
-        # goes through Router.lookup, which raises the right error.
-        query = message.query
-        route = None
-        if type(query) is bytes and message.version == 1:
-            route = self._routes.get(query)
-        if route is None or message.query_format != _QF_POINTER:
-            try:
-                route = router.lookup(message)
-            except RepeError as exc:
-                # Spec section 1.8: never reply to a notify.
-                if message.notify:
-                    return None
-                return self._respond(message.id, error_response(message, exc.ec, str(exc)))
+        try:
+            route = router.lookup(message)
+        except RepeError as exc:
+            # Spec section 1.8: never reply to a notify.
+            if message.notify:
+                return None
+            return self._respond(message.id, error_response(message, exc.ec, str(exc)))
         ctx = context_for(message, self.peer, self.cancel, self.info)
         if route.blocking:
             return self._dispatch_offreader(route, message, ctx)
