@@ -6,8 +6,11 @@ what it saw over ``/report``; the test asserts on that report and on what the se
 """
 
 import asyncio
+import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 
@@ -78,7 +81,8 @@ async def test_chromium_client_against_tether_server():
     async with serve(
         {"/echo": echo, "/report": receive_report}, "127.0.0.1", 0, http_handler=http
     ) as server:
-        with tempfile.TemporaryDirectory() as profile:
+        # Chromium's helper processes may still be going when the directory is removed.
+        with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
             browser = await asyncio.create_subprocess_exec(
                 chromium(),
                 "--headless",
@@ -89,16 +93,19 @@ async def test_chromium_client_against_tether_server():
                 "--disable-background-networking",
                 "--disable-component-update",
                 "--disable-sync",
+                "--disable-crash-reporter",
                 f"--user-data-dir={profile}",
                 f"http://127.0.0.1:{server.port}/",
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
+                start_new_session=True,  # its own process group, helpers included
             )
             try:
                 async with asyncio.timeout(30):
                     results = await report
             finally:
-                browser.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(browser.pid, signal.SIGKILL)
                 await browser.wait()
 
     assert "error" not in results, results
