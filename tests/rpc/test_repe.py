@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import struct
 
@@ -814,3 +815,26 @@ def test_c_decoder_leaves_other_buffers_to_python():
     data = Message(id=3, query=b"/q", body=b"{}").encode()
     for wrapped in (bytearray(data), memoryview(data)):
         assert repe.decode(wrapped) == repe._decode(data, None)
+
+
+def test_c_decoder_setup_accepts_only_object_slots():
+    from tether.protocol import _speedups
+
+    class NoSlots:
+        pass
+
+    class FewSlots:
+        __slots__ = ("id",)
+
+    names = tuple(field.name for field in dataclasses.fields(Message))
+    with pytest.raises(ValueError, match="nine field names"):
+        _speedups.repe_setup(Message, names[:8])
+    with pytest.raises(AttributeError):
+        _speedups.repe_setup(NoSlots, names)
+    with pytest.raises(AttributeError):
+        _speedups.repe_setup(FewSlots, names)
+    with pytest.raises(TypeError, match="not a writable object slot"):
+        _speedups.repe_setup(type("Props", (), dict.fromkeys(names, property(lambda s: 0))), names)
+    # The failed calls left the decoder as it was.
+    data = Message(id=5, query=b"/x", body=b"[1]").encode()
+    assert repe.decode(data) == repe._decode(data, None)

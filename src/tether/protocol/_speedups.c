@@ -208,30 +208,49 @@ le_u16(const unsigned char *p)
     return (unsigned int)p[0] | ((unsigned int)p[1] << 8);
 }
 
-/* The REPE message types, set once by repe_setup(): a slots class to fill, the class the
- * result is given (same slots), and the nine slot names in header order. */
-static PyObject *repe_fill_type = NULL;
-static PyObject *repe_message_type = NULL;
-static PyObject *repe_names = NULL;
+/* The REPE message class, set once by repe_setup(), and the offsets of its nine slots in
+ * header order. repe_decode() allocates an instance and stores the fields into the slots
+ * directly, as object.__setattr__ would: the frozen class's __setattr__ and __init__ are
+ * bypassed, and the values are already range-checked by the header parse. */
+#include <structmember.h>
+
+static PyTypeObject *repe_message_type = NULL;
+static Py_ssize_t repe_offsets[9];
 
 static PyObject *
 repe_setup(PyObject *self, PyObject *args)
 {
-    PyObject *fill, *message, *names;
-    if (!PyArg_ParseTuple(args, "O!O!O!", &PyType_Type, &fill, &PyType_Type, &message,
-                          &PyTuple_Type, &names)) {
+    PyObject *message, *names;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &message, &PyTuple_Type, &names)) {
         return NULL;
     }
     if (PyTuple_GET_SIZE(names) != 9) {
         PyErr_SetString(PyExc_ValueError, "nine field names expected");
         return NULL;
     }
-    Py_INCREF(fill);
+    PyTypeObject *type = (PyTypeObject *)message;
+    Py_ssize_t offsets[9];
+    for (int k = 0; k < 9; k++) {
+        PyObject *descr = PyObject_GetAttr(message, PyTuple_GET_ITEM(names, k));
+        if (descr == NULL) {
+            return NULL;
+        }
+        int ok = Py_IS_TYPE(descr, &PyMemberDescr_Type)
+                 && ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX
+                 && !(((PyMemberDescrObject *)descr)->d_member->flags & READONLY);
+        if (ok) {
+            offsets[k] = ((PyMemberDescrObject *)descr)->d_member->offset;
+        }
+        Py_DECREF(descr);
+        if (!ok) {
+            PyErr_Format(PyExc_TypeError, "%R is not a writable object slot",
+                         PyTuple_GET_ITEM(names, k));
+            return NULL;
+        }
+    }
+    memcpy(repe_offsets, offsets, sizeof(offsets));
     Py_INCREF(message);
-    Py_INCREF(names);
-    Py_XSETREF(repe_fill_type, fill);
-    Py_XSETREF(repe_message_type, message);
-    Py_XSETREF(repe_names, names);
+    Py_XSETREF(repe_message_type, type);
     Py_RETURN_NONE;
 }
 
@@ -248,7 +267,7 @@ repe_decode(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OLL", &data, &max_size, &copy_limit)) {
         return NULL;
     }
-    if (repe_fill_type == NULL) {
+    if (repe_message_type == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "repe_setup() was not called");
         return NULL;
     }
@@ -304,19 +323,14 @@ repe_decode(PyObject *self, PyObject *args)
             goto done;
         }
     }
-    message = PyObject_CallNoArgs(repe_fill_type);
+    message = repe_message_type->tp_alloc(repe_message_type, 0);
     if (message == NULL) {
         goto done;
     }
     for (int k = 0; k < 9; k++) {
-        if (PyObject_SetAttr(message, PyTuple_GET_ITEM(repe_names, k), values[k]) < 0) {
-            Py_CLEAR(message);
-            goto done;
-        }
-    }
-    /* The checked way to change the class: fails unless the layouts are the same. */
-    if (PyObject_SetAttrString(message, "__class__", repe_message_type) < 0) {
-        Py_CLEAR(message);
+        /* The slot takes over the reference. */
+        *(PyObject **)((char *)message + repe_offsets[k]) = values[k];
+        values[k] = NULL;
     }
 done:
     for (int k = 0; k < 9; k++) {
@@ -333,8 +347,8 @@ static PyMethodDef speedups_methods[] = {
      "parse_messages(data, pos, end, masked, limit, events) -> int\n\n"
      "Append complete unfragmented text/binary messages to events; return the new position."},
     {"repe_setup", repe_setup, METH_VARARGS,
-     "repe_setup(fill_type, message_type, names) -> None\n\n"
-     "Set the classes and slot names repe_decode builds messages with."},
+     "repe_setup(message_type, names) -> None\n\n"
+     "Set the class and slot names repe_decode builds messages with."},
     {"repe_decode", repe_decode, METH_VARARGS,
      "repe_decode(data, max_size, copy_limit) -> message | None\n\n"
      "A valid REPE v1 message in a bytes object, or None."},

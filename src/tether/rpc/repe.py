@@ -30,7 +30,7 @@ from ..types import BytesLike
 
 
 _c_decode: Callable[[Any, int, int], Any] | None = None
-_c_setup: Callable[[type, type, tuple[str, ...]], None] | None = None
+_c_setup: Callable[[type, tuple[str, ...]], None] | None = None
 if os.environ.get("TETHER_NO_SPEEDUPS") != "1":
     try:
         from ..protocol import _speedups
@@ -331,7 +331,7 @@ _FIELDS = (
     "reserved",
 )
 if _c_setup is not None:
-    _c_setup(_Unfrozen, Message, _FIELDS)
+    _c_setup(Message, _FIELDS)
 
 
 def _from_wire(
