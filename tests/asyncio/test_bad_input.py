@@ -55,11 +55,11 @@ class RawClient:
         self.response_head = response_head
 
     @classmethod
-    async def open(cls, port, extra_headers=()):
+    async def open(cls, port, extra_headers=(), path="/"):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [
-            "GET / HTTP/1.1",
+            f"GET {path} HTTP/1.1",
             "Host: 127.0.0.1",
             "Upgrade: websocket",
             "Connection: Upgrade",

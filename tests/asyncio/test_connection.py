@@ -578,3 +578,143 @@ async def test_compression_none_negotiates_no_extension():
             assert ws.protocol.extensions == []
             await ws.send("plain")
             assert await ws.recv() == "plain"
+
+
+# The message sink: messages handled inside the read callback.
+
+
+async def test_a_message_sink_takes_messages_in_order_without_the_queue():
+    from .test_bad_input import BINARY, RawClient, frame
+
+    conns = []
+    taken = []
+    received = []
+
+    class Seen(EventListener):
+        def message_received(self, connection, message):
+            received.append(message)
+
+    def sink(message):
+        taken.append(message)
+        return conns[0].send_nowait(message)
+
+    async def handler(ws):
+        conns.append(ws)
+        assert ws.set_message_sink(sink) is True
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0, compression=None, listeners=[Seen()]) as server:
+        raw = await RawClient.open(server.port)
+        try:
+            await until(lambda: conns)
+            transport = conns[0].transport
+            writes = []
+            original = transport.write
+
+            def counting_write(data):
+                writes.append(len(data))
+                original(data)
+
+            transport.write = counting_write
+            payloads = [i.to_bytes(2, "big") * 8 for i in range(40)]
+            raw.writer.write(b"".join(frame(BINARY, p) for p in payloads))
+            assert [await raw.read_frame() for _ in payloads] == [(BINARY, p) for p in payloads]
+            assert taken == received == payloads
+            # Answers to one read leave together, at most 16 frames per write.
+            assert len(writes) < len(payloads)
+            assert max(writes) <= 16 * 18
+            assert not conns[0]._messages  # nothing went through the queue
+        finally:
+            await raw.aclose()
+
+
+async def test_a_message_sink_hands_back_a_message_and_everything_after_it():
+    # The sink refuses the third message: it and every later one come out of recv(),
+    # in order, and the sink stays unset until it is set again.
+    from .test_bad_input import BINARY, RawClient, frame
+
+    taken = []
+    through_recv = []
+    set_again = []
+
+    async def handler(ws):
+        def sink(message):
+            if message == b"2":
+                return False
+            taken.append(message)
+            return True
+
+        ws.set_message_sink(sink)
+        for _ in range(4):
+            through_recv.append(await ws.recv())
+        # Nothing queued any more: the sink can be set again and takes the next one.
+        set_again.append(ws.set_message_sink(sink))
+        await ws.send(b"ready")
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+        raw = await RawClient.open(server.port)
+        try:
+            raw.writer.write(b"".join(frame(BINARY, str(i).encode()) for i in range(6)))
+            assert await raw.read_frame() == (BINARY, b"ready")
+            assert taken == [b"0", b"1"]
+            assert through_recv == [b"2", b"3", b"4", b"5"]
+            assert set_again == [True]
+            raw.writer.write(frame(BINARY, b"6"))
+            await until(lambda: taken == [b"0", b"1", b"6"])
+        finally:
+            await raw.aclose()
+
+
+async def test_a_message_sink_cannot_overtake_queued_messages():
+    from .test_bad_input import BINARY, RawClient, frame
+
+    conns = []
+
+    async def handler(ws):
+        conns.append(ws)
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+        raw = await RawClient.open(server.port)
+        try:
+            await until(lambda: conns)
+            ws = conns[0]
+            raw.writer.write(frame(BINARY, b"queued"))
+            await until(lambda: ws._messages)
+            assert ws.set_message_sink(lambda message: True) is False
+            assert await ws.recv() == b"queued"
+            assert ws.set_message_sink(lambda message: True) is True
+            assert ws.set_message_sink(None) is False
+            raw.writer.write(frame(BINARY, b"after"))
+            assert await ws.recv() == b"after"
+        finally:
+            await raw.aclose()
+
+
+async def test_a_failing_message_sink_fails_only_its_connection(caplog):
+    from .test_bad_input import BINARY, RawClient, frame
+
+    async def handler(ws):
+        if ws.path == "/bad":
+
+            def sink(message):
+                raise RuntimeError("sink bug")
+
+            ws.set_message_sink(sink)
+            await ws.wait_closed()
+        else:
+            async for message in ws:
+                await ws.send(message)
+
+    async with serve({"/bad": handler, "/": handler}, "127.0.0.1", 0) as server:
+        bad = await RawClient.open(server.port, path="/bad")
+        try:
+            bad.writer.write(frame(BINARY, b"x") + frame(BINARY, b"y"))
+            assert await bad.read_close() == (1011, "internal error")
+        finally:
+            await bad.aclose()
+        async with connect(url(server)) as ws:
+            await ws.send("still serving")
+            assert await ws.recv() == "still serving"
+    assert "message sink failed" in caplog.text

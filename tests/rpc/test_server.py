@@ -393,3 +393,87 @@ async def test_hooks_errors_are_logged_without_on_error(router, caplog):
         await rpc.handle(server_end)
     assert client_end.closed
     assert "connect hook raised RuntimeError: hook bug" in caplog.text
+
+
+async def test_requests_behind_one_that_must_wait_are_answered_after_it():
+    # All in one write: a sync route that returns an awaitable, an async route, then
+    # plain routes. Requests are handled in the read callback until one must wait;
+    # it and everything behind it keep their order.
+    router = Router()
+    gate = asyncio.Event()
+    order = []
+
+    async def later(value):
+        await gate.wait()
+        order.append(value)
+        return value
+
+    @router.json("/deferred")
+    def deferred(value):
+        return later(value)  # a plain function returning an awaitable
+
+    @router.json("/async")
+    async def run_async(value):
+        order.append(value)
+        return value
+
+    @router.json("/plain")
+    def plain(value):
+        order.append(value)
+        return value
+
+    async with running(router) as (_rpc, url), connect(url, compression=None) as ws:
+        # A reply proves the connection is up before the burst.
+        await ws.send(request(1, "/plain", "first"))
+        assert decode(await ws.recv()).id == 1
+        ws.send_nowait(request(2, "/deferred", "deferred"))
+        ws.send_nowait(request(3, "/plain", "a"))
+        ws.send_nowait(request(4, "/async", "b"))
+        ws.send_nowait(request(5, "/plain", "c"))
+        await until(lambda: order == ["first"])  # the deferred one holds the rest
+        gate.set()
+        responses = [decode(await ws.recv()) for _ in range(4)]
+        assert [r.id for r in responses] == [2, 3, 4, 5]
+        assert order == ["first", "deferred", "a", "b", "c"]
+
+
+async def test_a_request_begun_in_the_read_callback_is_dropped_cleanly_on_abort():
+    # The connection is aborted in the same loop turn as a request was begun in the
+    # read callback, before the reader could await the rest: the begun work runs as an
+    # off-reader handler at disconnect would (it sees the cancellation, gets the grace
+    # period, then is cancelled), not left as a never-awaited coroutine (warnings are
+    # errors in this suite).
+    router = Router()
+    rpc = RpcServer(router, handler_grace=0.05)
+    loop = asyncio.get_running_loop()
+    begun = []
+
+    outcome = []
+
+    async def never_finishes(ctx):
+        try:
+            await asyncio.Future()
+        except asyncio.CancelledError:
+            outcome.append(("cancelled", ctx.cancelled))
+            raise
+
+    @router.json("/deferred", context=True)
+    def deferred(ctx, value):
+        (connection,) = rpc.shutdown_token._connections
+        loop.call_soon(connection.abort)  # runs before the reader's next step
+        work = never_finishes(ctx)
+        begun.append(work)
+        return work
+
+    server = await rpc.serve("127.0.0.1", 0)
+    try:
+        async with connect(f"ws://127.0.0.1:{server.port}/repe", compression=None) as ws:
+            await ws.send(request(1, "/deferred", 1))
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+        await until(lambda: len(rpc.shutdown_token) == 0)
+        await until(lambda: outcome)
+        assert outcome == [("cancelled", True)]
+        assert begun[0].cr_frame is None  # finished
+    finally:
+        await rpc.shutdown(1.0)

@@ -134,6 +134,7 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         "_close_exc",
         "_close_timer",
         "_closed",
+        "_delivering",
         "_drain_waiter",
         "_failure_reason",
         "_flush_handle",
@@ -150,6 +151,7 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         "_queued_bytes",
         "_reading_paused",
         "_recv_waiter",
+        "_sink",
         "_writing_paused",
         "close_timeout",
         "latency",
@@ -219,6 +221,8 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         self._recv_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
         self._own_buffer = False
+        self._sink: Callable[[Data], bool] | None = None
+        self._delivering = False
 
         # Send side.
         self._flush_handle: asyncio.Handle | None = None
@@ -306,6 +310,34 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         except ConnectionClosedOK:
             raise StopAsyncIteration from None
 
+    def set_message_sink(self, sink: Callable[[Data], bool] | None) -> bool:
+        """Hand received messages to ``sink`` as they are parsed, instead of queueing them.
+
+        For consumers that can answer a message without awaiting, such as an RPC
+        server: ``sink(message)`` runs inside the read callback, with no task switch and
+        no queue, and replies it sends with :meth:`send_nowait` leave in one write with
+        the other replies to the same read.
+
+        ``sink`` returns ``True`` when it took the message. ``False`` hands it back:
+        the message is queued for :meth:`recv` and the sink is unset, so that message
+        and every later one arrive through :meth:`recv`, in order, until the sink is set
+        again. A sink that raises fails the connection with 1011 (internal error).
+
+        Messages consumed by the sink do not count against ``max_queue``; backpressure
+        is the sink's business (hand messages back when it cannot keep up).
+
+        Args:
+            sink: the callable, or ``None`` to queue every message again.
+
+        Returns:
+            Whether the sink is set. It is not while messages are queued: receive them
+            first, so that none is overtaken.
+        """
+        if sink is not None and self._messages:
+            return False
+        self._sink = sink
+        return sink is not None
+
     # Sending
 
     async def send(self, message: DataLike | Iterable[DataLike] | AsyncIterable[DataLike]) -> None:
@@ -370,7 +402,11 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         # now rather than a loop turn later.
         pending = self._pending_out = self._pending_out + len(message)
         frames = self._pending_frames = self._pending_frames + 1
-        if pending >= self.write_limit_high or not self._messages or frames >= _COALESCE_FRAMES:
+        if (
+            pending >= self.write_limit_high
+            or frames >= _COALESCE_FRAMES
+            or not (self._messages or self._delivering)
+        ):
             self._flush()
         elif self._flush_handle is None:
             self._flush_handle = self.loop.call_soon(self._flush)
@@ -565,6 +601,7 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
             self._close_timer.cancel()
             self._close_timer = None
         _keepalive_wheel(self.loop).discard(self)
+        self._sink = None
         close_exc = self._close_exc = self._closed_error()
         if exc is not None and close_exc.__cause__ is None:
             close_exc.__cause__ = exc
@@ -603,19 +640,30 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         events = protocol.events_received()
         if events:
             messages = self._messages
-            if messages is None:
-                messages = self._messages = collections.deque()
             listeners = self.listeners
+            sink = self._sink
+            self._delivering = sink is not None
             for event in events:
                 if type(event) is bytes or type(event) is str:
-                    messages.append(event)
-                    self._queued_bytes += len(event)
                     if listeners:
                         for listener in listeners:
                             listener.message_received(self, event)
+                    if sink is not None:
+                        # Set only while nothing is queued (see set_message_sink).
+                        if self._deliver(sink, event):
+                            # The sink may have unset itself (or failed).
+                            sink = self._sink
+                            continue
+                        sink = self._sink = None
+                        self._delivering = False
+                    if messages is None:
+                        messages = self._messages = collections.deque()
+                    messages.append(event)
+                    self._queued_bytes += len(event)
                 else:
                     assert isinstance(event, Frame)
                     self._control_frame(event)
+            self._delivering = False
             if self._queued_bytes > self.max_queue_high and not self._reading_paused:
                 self._reading_paused = True
                 if self.transport is not None:
@@ -632,6 +680,17 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
                 )
         if protocol.has_data_to_send() or protocol.close_transport:
             self._flush()
+
+    def _deliver(self, sink: Callable[[Data], bool], message: Data) -> bool:
+        """Give ``message`` to the sink; a sink that raises fails the connection."""
+        try:
+            return sink(message)
+        except Exception:
+            logger.exception("message sink failed on %s", self.remote_address)
+            self._sink = None
+            self._failure_reason = "message sink failed"
+            self.protocol.fail(CloseCode.INTERNAL_ERROR, "internal error")
+            return True  # dropped: the connection is failing
 
     def _control_frame(self, frame: Frame) -> None:
         opcode = frame.opcode

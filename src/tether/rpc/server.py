@@ -33,7 +33,7 @@ import asyncio
 import concurrent.futures
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from types import TracebackType
 from typing import Any, TypeAlias
 
@@ -42,7 +42,7 @@ from ..asyncio.server import HTTPHandler, Server, ServerConnection, broadcast, s
 from ..exceptions import ConnectionClosed
 from ..protocol.handshake import reject
 from ..protocol.http11 import Request, Response
-from ..types import BytesLike, MessageStream
+from ..types import BytesLike, Data, MessageStream
 from ._websocket import BINARY_ONLY_REASON, websocket_options
 from .context import CallContext, CancelToken, context_for
 from .errors import (
@@ -418,6 +418,10 @@ class _Connection:
         self.writer: asyncio.Task[None] | None = None
         self.drainer: asyncio.Task[None] | None = None
         self.aborted = False
+        # A request the message sink started but could not finish without awaiting:
+        # the reader awaits it when the request comes out of recv() (see _take).
+        self._started: Coroutine[Any, Any, None] | None = None
+        self._max_size = server.max_message_size
 
     async def run(self) -> None:
         server = self.server
@@ -463,26 +467,38 @@ class _Connection:
 
     async def _read_loop(self) -> None:
         stream = self.stream
-        # tether's own connections: async iteration pops a queued message without
-        # awaiting anything else.
-        recv = stream.__anext__ if isinstance(stream, WsConnection) else stream.recv
+        # tether's own connections: requests are handled in the read callback by the
+        # message sink (_take) while they can be answered without awaiting; the rest,
+        # and everything after them, come through async iteration.
+        arm: Callable[[Callable[[Data], bool]], bool] | None = None
+        if isinstance(stream, WsConnection):
+            recv = stream.__anext__
+            arm = stream.set_message_sink
+        else:
+            recv = stream.recv
         recv_message: Callable[[], Awaitable[Message]] | None = getattr(
             stream, "recv_message", None
         )
-        max_size = self.server.max_message_size
+        max_size = self._max_size
         dispatch = self._dispatch
+        take = self._take
         while True:
+            if arm is not None:
+                arm(take)
             try:
                 if recv_message is not None:
                     message = await recv_message()
                 else:
                     data = await recv()
-                    if isinstance(data, str):
+                    if self._started is not None:
+                        message = None  # the sink began this request and handed it back
+                    elif isinstance(data, str):
                         # Spec section 2.2: text messages are a protocol violation.
                         self._peer_error("text message received; repe needs binary messages")
                         await _close_quietly(stream, _UNSUPPORTED_DATA, BINARY_ONLY_REASON)
                         return
-                    message = decode(data, max_size=max_size)
+                    else:
+                        message = decode(data, max_size=max_size)
             except (ConnectionClosed, StopAsyncIteration):
                 return
             except RepeError as exc:
@@ -498,11 +514,34 @@ class _Connection:
             except Exception as exc:
                 self._peer_error(f"receive failed: {exc}", exc)
                 return
-            pending = dispatch(message)
+            if message is None:
+                pending, self._started = self._started, None
+            else:
+                pending = dispatch(message)
             if pending is not None:
                 await pending
 
-    def _dispatch(self, message: Message) -> Awaitable[None] | None:
+    def _take(self, data: Data) -> bool:
+        """The message sink: handle a request inside the read callback.
+
+        Returns ``True`` when the request is done (answered or queued). Otherwise the
+        engine queues the message for the reader: either untouched (text, malformed:
+        the reader reports it) or begun, with the rest of its work in ``_started`` for
+        the reader to await, so that later requests wait for it as they would there.
+        """
+        if type(data) is not bytes:
+            return False
+        try:
+            message = decode(data, max_size=self._max_size)
+        except RepeError:
+            return False
+        pending = self._dispatch(message)
+        if pending is None:
+            return True
+        self._started = pending
+        return False
+
+    def _dispatch(self, message: Message) -> Coroutine[Any, Any, None] | None:
         """Handle one request; an awaitable when the reader must wait for it."""
         if message.ec:
             logger.debug("dropped a message with ec %d sent to the server", message.ec)
@@ -650,6 +689,7 @@ class _Connection:
         self.cancel.cancel("connection aborted")
         for task in list(self.offreader):
             task.cancel()
+        self._stop_sink()
         if self.drainer is not None:
             self.drainer.cancel()
         if self.reader is not None:
@@ -661,6 +701,7 @@ class _Connection:
 
     async def _cleanup(self) -> None:
         server = self.server
+        self._stop_sink()
         try:
             self.cancel.cancel("peer disconnected")
             server.peers.remove(self.peer.id)
@@ -696,6 +737,21 @@ class _Connection:
             finally:
                 if not self.finished.done():
                     self.finished.set_result(None)
+
+    def _stop_sink(self) -> None:
+        """No more requests in the read callback.
+
+        A request the sink began and the reader never came to is finished as an
+        off-reader handler in flight at disconnect: it sees ``ctx.cancelled`` and gets
+        ``handler_grace`` seconds before it is cancelled (see :meth:`_cleanup`).
+        """
+        if isinstance(self.stream, WsConnection):
+            self.stream.set_message_sink(None)
+        started, self._started = self._started, None
+        if started is not None:
+            task = self.loop.create_task(started)
+            self.offreader.add(task)
+            task.add_done_callback(self._offreader_done)
 
     def _peer_error(self, text: str, exc: BaseException | None = None) -> None:
         event = PeerConnectionError(text, self.peer.id)
