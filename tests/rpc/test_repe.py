@@ -759,6 +759,19 @@ def _c_then_python(data, max_size):
     return repe.decode(data, max_size=max_size)
 
 
+def _quick_then_python(data, max_size):
+    quick = repe.quick_decoder(max_size)
+    message = quick(data) if quick is not None else None
+    return message if message is not None else repe.decode(data, max_size=max_size)
+
+
+def test_the_quick_decoder_is_the_c_decoder():
+    assert (repe.quick_decoder(None) is None) == (repe._c_decode is None)
+    # Limits the C decoder cannot take: decode() alone handles them.
+    assert repe.quick_decoder(-1) is None
+    assert repe.quick_decoder(1 << 63) is None
+
+
 def test_the_c_decoder_is_in_use_unless_turned_off():
     turned_off = os.environ.get("TETHER_NO_SPEEDUPS") == "1"
     assert (repe._c_decode is None) == turned_off
@@ -771,7 +784,9 @@ MAX_SIZES = [None, 0, 47, 48, 64, 100, repe.DEFAULT_MAX_SIZE, -1, 1 << 63, 1 << 
 @pytest.mark.parametrize("max_size", MAX_SIZES)
 def test_c_decoder_matches_python_on_the_vectors(name, max_size):
     data = bytes.fromhex(REPE_VECTORS[name][0])
-    assert _outcome(_c_then_python, data, max_size) == _outcome(repe._decode, data, max_size)
+    expected = _outcome(repe._decode, data, max_size)
+    assert _outcome(_c_then_python, data, max_size) == expected
+    assert _outcome(_quick_then_python, data, max_size) == expected
 
 
 wire_messages = st.builds(
@@ -803,12 +818,16 @@ def test_c_decoder_matches_python_on_tampered_messages(message, flips, cut, max_
     elif cut > 0:
         data += b"x" * cut
     data = bytes(data)
-    assert _outcome(_c_then_python, data, max_size) == _outcome(repe._decode, data, max_size)
+    expected = _outcome(repe._decode, data, max_size)
+    assert _outcome(_c_then_python, data, max_size) == expected
+    assert _outcome(_quick_then_python, data, max_size) == expected
 
 
 @given(data=st.binary(max_size=200), max_size=st.sampled_from(MAX_SIZES))
 def test_c_decoder_matches_python_on_any_bytes(data, max_size):
-    assert _outcome(_c_then_python, data, max_size) == _outcome(repe._decode, data, max_size)
+    expected = _outcome(repe._decode, data, max_size)
+    assert _outcome(_c_then_python, data, max_size) == expected
+    assert _outcome(_quick_then_python, data, max_size) == expected
 
 
 def test_c_decoder_leaves_other_buffers_to_python():

@@ -1,6 +1,7 @@
 """Router: registration, validation order, body formats, typed handlers, errors, middleware."""
 
 import dataclasses
+import inspect
 import json
 
 import pytest
@@ -282,9 +283,10 @@ CALL_CASES = [
 ]
 
 
+@pytest.mark.parametrize("lazy", [False, True])
 @pytest.mark.parametrize("notify", [False, True])
 @pytest.mark.parametrize(("path", "value"), CALL_CASES)
-async def test_call_gives_the_bytes_of_handle(path, value, notify):
+async def test_call_gives_the_bytes_of_handle(path, value, notify, lazy):
     # Router.call (the server's synchronous path, with a shortcut for JSON bodies)
     # and Router.handle must answer every request alike.
     router = Router()
@@ -309,15 +311,25 @@ async def test_call_gives_the_bytes_of_handle(path, value, notify):
         message = request(path, value, notify=notify, id=77)
     message = dataclasses.replace(message, notify=notify)
     reported = []
+    made = []
+
+    def make_context(message):
+        made.append(message)
+        return CallContext(message)
+
     route = router.lookup(message)
-    ctx = CallContext(message)
+    ctx = make_context if lazy else CallContext(message)
     called = router.call(route, message, ctx, lambda exc, ctx: reported.append(exc))
+    if inspect.isawaitable(called):
+        called = await called
     expected = await router.handle(message, report=lambda exc, ctx: reported.append(exc))
     if expected is None:
         assert called is None
     else:
         assert called == expected.encode()
     assert len(reported) in (0, 2)
+    # A context is made only for a handler that takes one or for a crash report.
+    assert made == ([message] if lazy and (path == "/ctx" or reported) else [])
 
 
 @pytest.mark.parametrize("info", [None, type("Info", (), {"path": "/p", "query": "q=1"})()])

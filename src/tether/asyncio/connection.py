@@ -399,14 +399,15 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
                 listener.message_sent(self, message)
         # Coalesce writes while received messages wait to be answered, in batches of at
         # most _COALESCE_FRAMES; with none left, nothing else is coming this turn: write
-        # now rather than a loop turn later.
+        # now rather than a loop turn later. Inside the message sink's run the end of
+        # the read flushes anyway.
         pending = self._pending_out = self._pending_out + len(message)
         frames = self._pending_frames = self._pending_frames + 1
-        if (
-            pending >= self.write_limit_high
-            or frames >= _COALESCE_FRAMES
-            or not (self._messages or self._delivering)
-        ):
+        if pending >= self.write_limit_high or frames >= _COALESCE_FRAMES:
+            self._flush()
+        elif self._delivering:
+            pass
+        elif not self._messages:
             self._flush()
         elif self._flush_handle is None:
             self._flush_handle = self.loop.call_soon(self._flush)
@@ -650,7 +651,12 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
                             listener.message_received(self, event)
                     if sink is not None:
                         # Set only while nothing is queued (see set_message_sink).
-                        if self._deliver(sink, event):
+                        try:
+                            taken = sink(event)
+                        except Exception:
+                            self._sink_failed()
+                            taken = True  # dropped: the connection is failing
+                        if taken:
                             # The sink may have unset itself (or failed).
                             sink = self._sink
                             continue
@@ -681,16 +687,12 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         if protocol.has_data_to_send() or protocol.close_transport:
             self._flush()
 
-    def _deliver(self, sink: Callable[[Data], bool], message: Data) -> bool:
-        """Give ``message`` to the sink; a sink that raises fails the connection."""
-        try:
-            return sink(message)
-        except Exception:
-            logger.exception("message sink failed on %s", self.remote_address)
-            self._sink = None
-            self._failure_reason = "message sink failed"
-            self.protocol.fail(CloseCode.INTERNAL_ERROR, "internal error")
-            return True  # dropped: the connection is failing
+    def _sink_failed(self) -> None:
+        """The message sink raised: log it and fail the connection with 1011."""
+        logger.exception("message sink failed on %s", self.remote_address)
+        self._sink = None
+        self._failure_reason = "message sink failed"
+        self.protocol.fail(CloseCode.INTERNAL_ERROR, "internal error")
 
     def _control_frame(self, frame: Frame) -> None:
         opcode = frame.opcode

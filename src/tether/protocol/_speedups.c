@@ -254,19 +254,28 @@ repe_setup(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* repe_decode(data, max_size, copy_limit): a valid REPE v1 message held in a bytes object,
+/* repe_decode(max_size, copy_limit, data): a valid REPE v1 message held in a bytes object,
  * as a message of the type given to repe_setup(), with query and body copied out as bytes;
  * None for anything else (not bytes, any failed check, another version, a body above
  * copy_limit), which the caller then decodes the slow way to raise the right error.
- * max_size < 0 means no limit. */
+ * max_size < 0 means no limit. The data comes last so that functools.partial can bind
+ * the limits. */
 static PyObject *
-repe_decode(PyObject *self, PyObject *args)
+repe_decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *data;
-    long long max_size, copy_limit;
-    if (!PyArg_ParseTuple(args, "OLL", &data, &max_size, &copy_limit)) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "repe_decode() takes exactly 3 arguments");
         return NULL;
     }
+    long long max_size = PyLong_AsLongLong(args[0]);
+    if (max_size == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    long long copy_limit = PyLong_AsLongLong(args[1]);
+    if (copy_limit == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *data = args[2];
     if (repe_message_type == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "repe_setup() was not called");
         return NULL;
@@ -349,8 +358,8 @@ static PyMethodDef speedups_methods[] = {
     {"repe_setup", repe_setup, METH_VARARGS,
      "repe_setup(message_type, names) -> None\n\n"
      "Set the class and slot names repe_decode builds messages with."},
-    {"repe_decode", repe_decode, METH_VARARGS,
-     "repe_decode(data, max_size, copy_limit) -> message | None\n\n"
+    {"repe_decode", (PyCFunction)(void (*)(void))repe_decode, METH_FASTCALL,
+     "repe_decode(max_size, copy_limit, data) -> message | None\n\n"
      "A valid REPE v1 message in a bytes object, or None."},
     {NULL, NULL, 0, NULL},
 };

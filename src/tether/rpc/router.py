@@ -59,6 +59,7 @@ from .repe import (
 
 __all__ = [
     "CallNext",
+    "ContextFactory",
     "CrashReporter",
     "Middleware",
     "Route",
@@ -75,6 +76,10 @@ Middleware = Callable[[CallContext, Message, CallNext], Awaitable["Message | Non
 
 CrashReporter = Callable[[BaseException, CallContext], None]
 """Called with an exception that escaped a handler (answered with ec 9)."""
+
+ContextFactory = Callable[[Message], CallContext]
+"""Makes the :class:`CallContext` of a request, for :meth:`Router.call` to build only
+when a handler, a middleware or a crash report needs one."""
 
 # Plain ints: Message's fast constructor path wants exact ints.
 _RAW = int(BodyFormat.RAW)
@@ -409,21 +414,23 @@ class Router:
         except Exception as exc:
             return self._error_reply(exc, message, ctx, report)
 
-    def _arguments(self, route: Route, message: Message, ctx: CallContext) -> tuple[Any, ...]:
+    def _arguments(
+        self, route: Route, message: Message, ctx: CallContext | ContextFactory
+    ) -> tuple[Any, ...]:
         if route.kind == "raw":
-            return (ctx, message) if route.context else (message,)
+            return (_context(ctx, message), message) if route.context else (message,)
         if not route.takes_body:
-            return (ctx,) if route.context else ()
+            return (_context(ctx, message),) if route.context else ()
         value = decode_request_body(message.body, message.body_format)
         if route.convert is not None:
             value = route.convert(value)
-        return (ctx, value) if route.context else (value,)
+        return (_context(ctx, message), value) if route.context else (value,)
 
     def call(
         self,
         route: Route,
         message: Message,
-        ctx: CallContext,
+        ctx: CallContext | ContextFactory,
         report: CrashReporter | None = None,
     ) -> bytes | Awaitable[bytes | None] | None:
         """Run a looked-up route and return the encoded response (the server's path).
@@ -432,9 +439,13 @@ class Router:
         handler without middleware runs with no coroutine and no response
         :class:`Message` is built: the result is ``bytes`` (or ``None`` for a notify)
         when the handler is done, otherwise an awaitable of them.
+
+        ``ctx`` is the call's context, or a function of the message that makes it:
+        then it is made only if the handler takes a context, a middleware runs, or a
+        crash is reported.
         """
         if self._middleware or route.is_async:
-            return self._call_async(route, message, ctx, report)
+            return self._call_async(route, message, _context(ctx, message), report)
         # A JSON body for a handler that takes just the value: no argument tuple.
         plain_json = message.body_format == _JSON and route.kind == "json"
         try:
@@ -447,7 +458,7 @@ class Router:
         result_type = type(result)
         if result_type not in _PLAIN_RESULTS:
             if inspect.isawaitable(result):
-                return self._finish(route, message, ctx, report, result)
+                return self._finish(route, message, _context(ctx, message), report, result)
         elif plain_json and not message.notify:
             try:
                 body = encode_json_body(result)
@@ -480,7 +491,7 @@ class Router:
         self,
         route: Route,
         message: Message,
-        ctx: CallContext,
+        ctx: CallContext | ContextFactory,
         report: CrashReporter | None,
         result: Any,
     ) -> bytes | None:
@@ -517,7 +528,10 @@ class Router:
 
     @staticmethod
     def _error_reply(
-        exc: Exception, message: Message, ctx: CallContext, report: CrashReporter | None
+        exc: Exception,
+        message: Message,
+        ctx: CallContext | ContextFactory,
+        report: CrashReporter | None,
     ) -> Message | None:
         if isinstance(exc, RpcError):
             code, text = exc.code, exc.message
@@ -527,12 +541,16 @@ class Router:
             code, text = ErrorCode.INVALID_BODY, f"invalid body: {exc}"
         else:
             if report is not None:
-                report(exc, ctx)
+                report(exc, _context(ctx, message))
             code = ErrorCode.INTERNAL_ERROR
             text = str(exc) if isinstance(exc, _EncodeFailed) else HANDLER_PANICKED
         if message.notify:
             return None
         return error_response(message, code, text)
+
+
+def _context(ctx: CallContext | ContextFactory, message: Message) -> CallContext:
+    return ctx if isinstance(ctx, CallContext) else ctx(message)
 
 
 def _encoded(response: Message | None) -> bytes | None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
@@ -61,6 +62,7 @@ from .repe import (
     RepeError,
     decode,
     error_response,
+    quick_decoder,
 )
 from .router import Route, Router
 
@@ -422,6 +424,10 @@ class _Connection:
         # the reader awaits it when the request comes out of recv() (see _take).
         self._started: Coroutine[Any, Any, None] | None = None
         self._max_size = server.max_message_size
+        self._quick_decode = quick_decoder(self._max_size)
+        self._context = functools.partial(
+            context_for, peer=self.peer, token=self.cancel, info=self.info
+        )
 
     async def run(self) -> None:
         server = self.server
@@ -531,10 +537,13 @@ class _Connection:
         """
         if type(data) is not bytes:
             return False
-        try:
-            message = decode(data, max_size=self._max_size)
-        except RepeError:
-            return False
+        quick = self._quick_decode
+        message = quick(data) if quick is not None else None
+        if message is None:
+            try:
+                message = decode(data, max_size=self._max_size)
+            except RepeError:
+                return False
         pending = self._dispatch(message)
         if pending is None:
             return True
@@ -554,10 +563,9 @@ class _Connection:
             if message.notify:
                 return None
             return self._respond(message.id, error_response(message, exc.ec, str(exc)))
-        ctx = context_for(message, self.peer, self.cancel, self.info)
         if route.blocking:
-            return self._dispatch_offreader(route, message, ctx)
-        response = router.call(route, message, ctx, self._report_crash)
+            return self._dispatch_offreader(route, message, self._context(message))
+        response = router.call(route, message, self._context, self._report_crash)
         if isinstance(response, bytes):
             limit = self._frame_limit
             if (limit is None or len(response) <= limit) and self._write_now(response):
