@@ -436,6 +436,26 @@ async def test_write_coalescing_holds_pushes_that_follow_a_write():
             assert [m["offset"] for m in got] == [2, 3]
 
 
+@pytest.mark.parametrize(
+    ("cost", "low", "high"), [(0.0, 0.2, 0.5), (0.5, 0.5, 0.8), (9.0, 2.0, 2.3)]
+)
+async def test_write_coalescing_waits_as_long_as_the_last_write_took(cost, low, high):
+    # After a batch that took `cost` seconds to write (set here, as a slow flush of
+    # many subscribers would), the next push waits max(window, cost), at most ten
+    # windows.
+    async with Relay(RelayConfig(write_coalescing=0.2)) as relay:
+        async with serving(relay, compression=None) as server, client(server.url) as a:
+            await a.subscribe("t")
+            loop = asyncio.get_running_loop()
+            await relay.push("t", "e", 0)  # the relay is idle: written at once
+            assert (await a.recv())["payload"] == 0
+            relay._flush_cost = cost
+            start = loop.time()
+            await relay.push("t", "e", 1)
+            assert (await a.recv())["payload"] == 1
+            assert low <= loop.time() - start < high
+
+
 @pytest.mark.parametrize("window", [-0.001, 1.5])
 def test_write_coalescing_is_bounded(window):
     with pytest.raises(ValueError, match="write_coalescing"):

@@ -55,6 +55,9 @@ __all__ = ["Authenticate", "Relay", "RelayConfig", "SLOW_CONSUMER_CLOSE_CODE", "
 
 logger = logging.getLogger("tether.relay")
 
+# Longest coalescing wait, in write_coalescing windows (see _deliver).
+_MAX_WINDOWS = 10
+
 SLOW_CONSUMER_CLOSE_CODE = 1013
 """Close code for a subscriber closed by the ``"disconnect"`` slow-consumer policy."""
 
@@ -83,9 +86,10 @@ class RelayConfig:
             (default: yes; ``False`` answers ``"no such channel"``).
         write_coalescing: while the relay is writing continuously (the previous batch
             of writes to subscribers ended less than this many seconds ago), a push
-            waits this long so that the pushes arriving meanwhile (one by one, as from
-            another node) share one write per subscriber. A push to an idle relay goes
-            out at once; 0 writes every loop turn.
+            waits this long, or as long as the previous batch took to write if that
+            was longer (at most ten times this), so that the pushes arriving meanwhile
+            (one by one, as from another node) share one write per subscriber. A push
+            to an idle relay goes out at once; 0 writes every loop turn.
     """
 
     path: str = "/ws"
@@ -346,6 +350,8 @@ class Relay:
         self._batched: list[_Connection] = []
         self._flush_handle: asyncio.Handle | None = None
         self._flushed_at = float("-inf")
+        self._flush_started = 0.0
+        self._flush_cost = 0.0
         self._users: weakref.WeakKeyDictionary[ServerConnection, Any] = weakref.WeakKeyDictionary()
         self._start_lock = asyncio.Lock()
         self._started = False
@@ -459,8 +465,11 @@ class Relay:
                 if now - self._flushed_at >= window:
                     self._flush_handle = loop.call_soon(self._flush_batch)
                 else:
-                    # Writing continuously: gather what arrives in the next window.
-                    self._flush_handle = loop.call_at(now + window, self._flush_batch)
+                    # Writing continuously: gather what arrives in the next window, which
+                    # is at least as long as the last batch took to write (up to ten
+                    # windows), so a relay busy writing pushes one by one gathers more.
+                    wait = min(max(window, self._flush_cost), _MAX_WINDOWS * window)
+                    self._flush_handle = loop.call_at(now + wait, self._flush_batch)
 
     def _flush_batch(self) -> None:
         """Hand the pushes queued by :meth:`_deliver` over, in order, one frame per push.
@@ -471,6 +480,7 @@ class Relay:
         writer, woken at the end, sends it and the rest with backpressure.
         """
         self._flush_handle = None
+        self._flush_started = asyncio.get_running_loop().time()
         batch, self._batch = self._batch, []
         touched, self._batched = self._batched, []
         for data, conns in batch:
@@ -495,7 +505,8 @@ class Relay:
         asyncio.get_running_loop().call_soon(self._mark_flushed)
 
     def _mark_flushed(self) -> None:
-        self._flushed_at = asyncio.get_running_loop().time()
+        now = self._flushed_at = asyncio.get_running_loop().time()
+        self._flush_cost = now - self._flush_started
 
     def _backend_event(self, event: BackendEvent) -> None:
         if event.kind == "disconnected":
