@@ -437,20 +437,20 @@ async def test_write_coalescing_holds_pushes_that_follow_a_write():
 
 
 @pytest.mark.parametrize(
-    ("cost", "low", "high"), [(0.0, 0.2, 0.5), (0.5, 0.5, 0.8), (9.0, 2.0, 2.3)]
+    ("cost", "low", "high"), [(0.0, 0.1, 0.4), (0.25, 0.5, 0.8), (9.0, 2.5, 2.8)]
 )
-async def test_write_coalescing_waits_as_long_as_the_last_write_took(cost, low, high):
+async def test_write_coalescing_waits_twice_as_long_as_the_last_write_took(cost, low, high):
     # After a batch that took `cost` seconds to write (set here, as a slow flush of
-    # many subscribers would), the next push waits max(window, cost), at most ten
-    # windows.
-    async with Relay(RelayConfig(write_coalescing=0.2)) as relay:
+    # many subscribers would), a push that finds the relay busy waits
+    # max(window, 2 * cost), at most 25 windows.
+    async with Relay(RelayConfig(write_coalescing=0.1)) as relay:
         async with serving(relay, compression=None) as server, client(server.url) as a:
             await a.subscribe("t")
             loop = asyncio.get_running_loop()
             await relay.push("t", "e", 0)  # the relay is idle: written at once
             assert (await a.recv())["payload"] == 0
             relay._flush_cost = cost
-            start = loop.time()
+            start = relay._flushed_at = loop.time()  # it has just written
             await relay.push("t", "e", 1)
             assert (await a.recv())["payload"] == 1
             assert low <= loop.time() - start < high

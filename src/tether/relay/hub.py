@@ -56,7 +56,7 @@ __all__ = ["Authenticate", "Relay", "RelayConfig", "SLOW_CONSUMER_CLOSE_CODE", "
 logger = logging.getLogger("tether.relay")
 
 # Longest coalescing wait, in write_coalescing windows (see _deliver).
-_MAX_WINDOWS = 10
+_MAX_WINDOWS = 25
 
 SLOW_CONSUMER_CLOSE_CODE = 1013
 """Close code for a subscriber closed by the ``"disconnect"`` slow-consumer policy."""
@@ -86,8 +86,8 @@ class RelayConfig:
             (default: yes; ``False`` answers ``"no such channel"``).
         write_coalescing: while the relay is writing continuously (the previous batch
             of writes to subscribers ended less than this many seconds ago), a push
-            waits this long, or as long as the previous batch took to write if that
-            was longer (at most ten times this), so that the pushes arriving meanwhile
+            waits this long, or twice as long as the previous batch took to write if
+            that is longer (at most 25 times this), so that the pushes arriving meanwhile
             (one by one, as from another node) share one write per subscriber. A push
             to an idle relay goes out at once; 0 writes every loop turn.
     """
@@ -465,10 +465,12 @@ class Relay:
                 if now - self._flushed_at >= window:
                     self._flush_handle = loop.call_soon(self._flush_batch)
                 else:
-                    # Writing continuously: gather what arrives in the next window, which
-                    # is at least as long as the last batch took to write (up to ten
-                    # windows), so a relay busy writing pushes one by one gathers more.
-                    wait = min(max(window, self._flush_cost), _MAX_WINDOWS * window)
+                    # Writing continuously: gather what arrives in the next window, or
+                    # twice as long as the last batch took to write if that is longer
+                    # (up to _MAX_WINDOWS windows): a relay busy writing pushes one by one
+                    # spends at most a third of its time on those writes and gathers
+                    # more pushes per write.
+                    wait = min(max(window, 2 * self._flush_cost), _MAX_WINDOWS * window)
                     self._flush_handle = loop.call_at(now + wait, self._flush_batch)
 
     def _flush_batch(self) -> None:
