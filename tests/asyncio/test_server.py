@@ -597,3 +597,35 @@ async def test_shutdown_drops_connections_still_in_handshake():
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("extra", "body"),
+    [
+        ((), b""),
+        (("Content-Length: 5",), b"hello"),
+        (("Transfer-Encoding: chunked",), b"0\r\n\r\n"),
+    ],
+)
+async def test_the_upgrade_request_is_kept_after_the_handshake(extra, body):
+    # The handler reads the request after the upgrade (rebuilt from what was kept),
+    # with a body or chunked framing too.
+    seen = []
+
+    async def handler(ws):
+        request = ws.request
+        seen.append((request.method, request.target, request.headers["X-Mark"], request.body))
+        await ws.send("ok")
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            head = upgrade_request("/p?q=1", extra=("X-Mark: m", *extra))
+            writer.write(head + body)
+            response = await reader.readuntil(b"\r\n\r\n")
+            assert response.startswith(b"HTTP/1.1 101 ")
+            assert await reader.readexactly(4) == b"\x81\x02ok"
+        finally:
+            writer.close()
+    expected_body = b"hello" if body == b"hello" else b""
+    assert seen == [("GET", "/p?q=1", "m", expected_body)]

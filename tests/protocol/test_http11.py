@@ -674,3 +674,14 @@ def test_response_header_limits():
     assert str(exc) == "too many headers"
     exc = parse_error(b"HTTP/1.1 101 OK\r\nA: 1234567\r\n\r\n", ResponseParser, limits=limits)
     assert str(exc) == "header line too long"
+
+
+def test_raw_head_is_the_head_as_received():
+    parser = RequestParser(Limits())
+    assert parser.raw_head == b""
+    assert parser.feed(UPGRADE_REQUEST[:10]) is None
+    assert parser.raw_head == b""
+    request = parser.feed(UPGRADE_REQUEST[10:] + b"frames")
+    assert parser.raw_head == UPGRADE_REQUEST
+    again = RequestParser(Limits()).feed(parser.raw_head)
+    assert again == request

@@ -207,6 +207,10 @@ class ServerConnection(Connection):
         self._parser = None
         self._initial_data = parser.leftover
         self._request = request
+        # After the upgrade the head as received is kept instead of the parsed request,
+        # when it is the whole request (no body, no chunked framing).
+        if not request.body and "Transfer-Encoding" not in request.headers:
+            self._raw_request = parser.raw_head
         if not _is_upgrade(request):
             self._pause_reading()
             self._spawn(self._handle_http(request))
@@ -276,9 +280,9 @@ class ServerConnection(Connection):
         self.subprotocol = outcome.subprotocol
         self.path = request.path
         self.query = request.query
-        # Keep the request as its raw head; the parsed form is rebuilt on demand.
-        self._request = None
-        self._raw_request = request.serialize()
+        if self._raw_request is not None:
+            # Keep the request as its raw head; the parsed form is rebuilt on demand.
+            self._request = None
         protocol = Protocol(SERVER, limits=options.limits, extensions=outcome.extensions)
         self.protocol = protocol
         transport = self.transport

@@ -171,14 +171,18 @@ def _check_request(request: Request, origins: Sequence[Origin | None] | None) ->
         upgrade = headers.get_joined("Upgrade")
         if upgrade is None:
             raise InvalidUpgrade("Upgrade")
-        if not any(protocol.lower() == "websocket" for protocol in parse_upgrade(upgrade)):
+        if upgrade.lower() != "websocket" and not any(
+            protocol.lower() == "websocket" for protocol in parse_upgrade(upgrade)
+        ):
             raise InvalidUpgrade("Upgrade", upgrade)
         # Item 4: "A |Connection| header field that includes the token "Upgrade", treated
         # as an ASCII case-insensitive value."
         connection = headers.get_joined("Connection")
         if connection is None:
             raise InvalidUpgrade("Connection")
-        if not any(option.lower() == "upgrade" for option in parse_connection(connection)):
+        if connection.lower() != "upgrade" and not any(
+            option.lower() == "upgrade" for option in parse_connection(connection)
+        ):
             raise InvalidUpgrade("Connection", connection)
         # Item 5: "A |Sec-WebSocket-Key| header field with a base64-encoded value that,
         # when decoded, is 16 bytes in length."
@@ -313,8 +317,9 @@ def server_handshake(
         response = reject(refusal.status, f"{refusal.error}\n", error_headers)
         return ServerHandshake(response, error=refusal.error)
 
-    # RFC 6455 4.2.2 item 5: the 101 response and its header fields.
-    headers = Headers(
+    # RFC 6455 4.2.2 item 5: the 101 response and its header fields (valid by
+    # construction: fixed names and values, and a base64 accept key).
+    headers = Headers._from_trusted(
         [
             ("Upgrade", "websocket"),
             ("Connection", "Upgrade"),
@@ -325,7 +330,8 @@ def server_handshake(
         headers["Sec-WebSocket-Extensions"] = build_extension(response_params)
     if subprotocol is not None:
         headers["Sec-WebSocket-Protocol"] = subprotocol
-    headers.update(extra)
+    if extra:
+        headers.update(extra)
     response = Response(101, "Switching Protocols", headers)
     return ServerHandshake(response, subprotocol, accepted)
 

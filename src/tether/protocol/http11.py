@@ -174,6 +174,16 @@ class _Parser(Generic[M]):
         self._chunks: list[bytes] = []
         self._chunk_state = _CHUNK_SIZE
         self._trailers = 0
+        self._head = b""
+
+    @property
+    def raw_head(self) -> bytes:
+        """The message head as received, up to and including the empty line.
+
+        Empty until the head is complete. Parsing it again gives the same start line
+        and headers.
+        """
+        return self._head + b"\r\n\r\n" if self._head else b""
 
     @property
     def leftover(self) -> bytes:
@@ -291,7 +301,7 @@ class _Parser(Generic[M]):
             self._check_partial_head()
             self._scan = max(0, len(buffer) - 3)
             return False
-        head = bytes(buffer[:end])
+        head = self._head = bytes(buffer[:end])
         del buffer[: end + 4]
 
         lines = head.split(b"\r\n")
