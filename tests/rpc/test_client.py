@@ -57,6 +57,17 @@ async def test_200_concurrent_calls_from_many_tasks(url):
         assert results == list(range(200))
 
 
+async def test_responses_are_handled_in_the_read_callback(url):
+    # Over tether's own connection the client's message sink takes every response:
+    # none goes through the receive queue, and the calls still resolve in order.
+    async with rpc_connect(url) as client:
+        stream = client.stream
+        results = await asyncio.gather(*(client.call_json("/echo", i) for i in range(100)))
+        assert results == list(range(100))
+        assert not stream._messages
+        assert stream._sink == client._take
+
+
 async def test_formats(url):
     @dataclasses.dataclass
     class Pair:

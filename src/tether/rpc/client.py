@@ -30,8 +30,9 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ..asyncio.client import connect as ws_connect
+from ..asyncio.connection import Connection as WsConnection
 from ..exceptions import ConnectionClosed
-from ..types import BytesLike, MessageStream
+from ..types import BytesLike, Data, MessageStream
 from ._convert import converter_for, to_builtins
 from ._websocket import BINARY_ONLY_REASON, websocket_options
 from .bodies import decode_body, encode_body
@@ -51,6 +52,7 @@ from .repe import (
     QueryFormat,
     RepeError,
     decode,
+    quick_decoder,
 )
 from .server import DEFAULT_PEER_FRAME_LIMIT
 
@@ -197,6 +199,7 @@ class RpcClient:
         self.stream = stream
         self.assumed_peer_frame_limit = assumed_peer_frame_limit
         self.max_message_size = max_message_size
+        self._quick_decode = quick_decoder(max_message_size)
         self.timeout = timeout
         self.notifies_dropped = 0
         """Notifies that arrived with no live subscriber."""
@@ -445,9 +448,15 @@ class RpcClient:
         stream = self.stream
         recv_message = getattr(stream, "recv_message", None)
         pending = self._pending
+        # tether's own connections: responses and notifies are handled in the read
+        # callback (_take); text and malformed messages come here.
+        arm = stream.set_message_sink if isinstance(stream, WsConnection) else None
+        take = self._take
         cause: BaseException | None = None
         try:
             while True:
+                if arm is not None:
+                    arm(take)
                 try:
                     if recv_message is not None:
                         message = await recv_message()
@@ -473,20 +482,39 @@ class RpcClient:
                     # Spec section 3.2: a malformed message alone does not end the session.
                     logger.warning("dropped a malformed repe message: %s", exc)
                     continue
-                # Spec section 3.2: the notify flag first, then the id.
-                if message.notify:
-                    self._deliver_notify(message)
-                    continue
-                future = pending.pop(message.id, None)
-                if future is None or future.done():
-                    logger.debug("dropped a response to id %d: no call waits for it", message.id)
-                    continue
-                future.set_result(message)
+                self._dispatch(message)
         except Exception as exc:
             cause = exc
             logger.warning("rpc client reader failed", exc_info=True)
         finally:
+            if arm is not None:
+                arm(None)
             self._fail_all(cause)
+
+    def _take(self, data: Data) -> bool:
+        """The message sink: a well-formed response or notify, handled at once."""
+        if type(data) is not bytes:
+            return False
+        quick = self._quick_decode
+        message = quick(data) if quick is not None else None
+        if message is None:
+            try:
+                message = decode(data, max_size=self.max_message_size)
+            except RepeError:
+                return False  # the reader reports it
+        self._dispatch(message)
+        return True
+
+    def _dispatch(self, message: Message) -> None:
+        # Spec section 3.2: the notify flag first, then the id.
+        if message.notify:
+            self._deliver_notify(message)
+            return
+        future = self._pending.pop(message.id, None)
+        if future is None or future.done():
+            logger.debug("dropped a response to id %d: no call waits for it", message.id)
+            return
+        future.set_result(message)
 
     def _deliver_notify(self, message: Message) -> None:
         subscriber = self._subscriber() if self._subscriber is not None else None
