@@ -1,6 +1,7 @@
 """RpcClient: correlation, ids, formats, timeouts, errors, notify subscriptions."""
 
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import json
@@ -9,6 +10,7 @@ import logging
 import pytest
 from memory import memory_pair, until
 
+from tether.asyncio.server import serve
 from tether.rpc.client import RpcClient, rpc_connect
 from tether.rpc.errors import (
     AlreadySubscribed,
@@ -274,3 +276,49 @@ async def test_malformed_message_does_not_end_the_session():
     await server_end.send(Message(request.id, b"", b"1", 0, 2).encode())
     assert await call == 1
     await client.close()
+
+
+# A misbehaving peer over a real WebSocket: what the message sink hands back to the reader.
+
+
+@contextlib.asynccontextmanager
+async def peer_doing(answer):
+    """A WebSocket server that answers each REPE request with ``answer(request, ws)``."""
+
+    async def handler(ws):
+        async for data in ws:
+            await answer(decode(data), ws)
+
+    async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+        yield f"ws://127.0.0.1:{server.port}/"
+
+
+async def test_garbage_then_a_response_over_websocket(caplog):
+    async def answer(request, ws):
+        await ws.send(b"garbage")
+        await ws.send(Message(request.id, b"", b"7", 0, 2).encode())
+
+    async with peer_doing(answer) as url, rpc_connect(url) as client:
+        assert await client.call_json("/x") == 7
+        assert await client.call_json("/y") == 7
+    assert "dropped a malformed repe message" in caplog.text
+
+
+async def test_a_version_mismatch_answer_fails_its_call_over_websocket():
+    async def answer(request, ws):
+        await ws.send(Message(request.id, b"", b"", 0, 0, version=2).encode())
+
+    async with peer_doing(answer) as url, rpc_connect(url) as client:
+        with pytest.raises(ServerError) as raised:
+            await client.call_json("/x")
+        assert raised.value.code == 1
+
+
+async def test_a_text_message_closes_the_client_with_1003():
+    async def answer(request, ws):
+        await ws.send("not repe")
+
+    async with peer_doing(answer) as url, rpc_connect(url) as client:
+        with pytest.raises(RpcConnectionClosed):
+            await client.call_json("/x")
+        assert client.stream.close_code == 1003
