@@ -362,6 +362,20 @@ async def test_keepalive_costs_no_task_per_connection():
     assert await tasks_with(None) == await tasks_with(0.02)
 
 
+def count_writes(connection):
+    """Record the size of every ``transport.write`` of ``connection`` from now on."""
+    transport = connection.transport
+    writes = []
+    original = transport.write
+
+    def counting_write(data):
+        writes.append(len(data))
+        original(data)
+
+    transport.write = counting_write
+    return writes
+
+
 async def test_a_burst_is_answered_in_bounded_batches():
     # 64 requests arrive in one write; the echoes leave in several writes of at most
     # 16 frames, not one per message and not one for the whole burst.
@@ -378,15 +392,7 @@ async def test_a_burst_is_answered_in_bounded_batches():
         raw = await RawClient.open(server.port)
         try:
             await until(lambda: conns)
-            transport = conns[0].transport
-            writes = []
-            original = transport.write
-
-            def counting_write(data):
-                writes.append(len(data))
-                original(data)
-
-            transport.write = counting_write
+            writes = count_writes(conns[0])
             payloads = [i.to_bytes(2, "big") * 32 for i in range(64)]
             raw.writer.write(b"".join(frame(BINARY, p) for p in payloads))
             assert [await raw.read_frame() for _ in payloads] == [(BINARY, p) for p in payloads]
@@ -607,15 +613,7 @@ async def test_a_message_sink_takes_messages_in_order_without_the_queue():
         raw = await RawClient.open(server.port)
         try:
             await until(lambda: conns)
-            transport = conns[0].transport
-            writes = []
-            original = transport.write
-
-            def counting_write(data):
-                writes.append(len(data))
-                original(data)
-
-            transport.write = counting_write
+            writes = count_writes(conns[0])
             payloads = [i.to_bytes(2, "big") * 8 for i in range(40)]
             raw.writer.write(b"".join(frame(BINARY, p) for p in payloads))
             assert [await raw.read_frame() for _ in payloads] == [(BINARY, p) for p in payloads]

@@ -403,13 +403,13 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         # the read flushes anyway.
         pending = self._pending_out = self._pending_out + len(message)
         frames = self._pending_frames = self._pending_frames + 1
-        if pending >= self.write_limit_high or frames >= _COALESCE_FRAMES:
+        if (
+            pending >= self.write_limit_high
+            or frames >= _COALESCE_FRAMES
+            or not (self._messages or self._delivering)
+        ):
             self._flush()
-        elif self._delivering:
-            pass
-        elif not self._messages:
-            self._flush()
-        elif self._flush_handle is None:
+        elif self._flush_handle is None and not self._delivering:
             self._flush_handle = self.loop.call_soon(self._flush)
 
     async def _send_fragments(self, chunks: Iterable[DataLike] | AsyncIterable[DataLike]) -> None:

@@ -254,28 +254,10 @@ repe_setup(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* repe_decode(max_size, copy_limit, data): a valid REPE v1 message held in a bytes object,
- * as a message of the type given to repe_setup(), with query and body copied out as bytes;
- * None for anything else (not bytes, any failed check, another version, a body above
- * copy_limit), which the caller then decodes the slow way to raise the right error.
- * max_size < 0 means no limit. The data comes last so that functools.partial can bind
- * the limits. */
+/* The checks and the Message of repe_decode(); None when the common case does not apply. */
 static PyObject *
-repe_decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+repe_fast(long long max_size, long long copy_limit, PyObject *data)
 {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "repe_decode() takes exactly 3 arguments");
-        return NULL;
-    }
-    long long max_size = PyLong_AsLongLong(args[0]);
-    if (max_size == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    long long copy_limit = PyLong_AsLongLong(args[1]);
-    if (copy_limit == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    PyObject *data = args[2];
     if (repe_message_type == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "repe_setup() was not called");
         return NULL;
@@ -348,6 +330,37 @@ done:
     return message;
 }
 
+/* repe_decode(max_size, copy_limit, [fallback,] data): a valid REPE v1 message held in a
+ * bytes object, as a message of the type given to repe_setup(), with query and body copied
+ * out as bytes. Anything else (not bytes, any failed check, another version, a body above
+ * copy_limit) gives None, or fallback(data) when a fallback is given: the caller's slow
+ * way, which raises or reports the right error. max_size < 0 means no limit. The data
+ * comes last so that functools.partial can bind the rest. */
+static PyObject *
+repe_decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 && nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "repe_decode() takes 3 or 4 arguments");
+        return NULL;
+    }
+    long long max_size = PyLong_AsLongLong(args[0]);
+    if (max_size == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    long long copy_limit = PyLong_AsLongLong(args[1]);
+    if (copy_limit == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *fallback = nargs == 4 ? args[2] : NULL;
+    PyObject *data = args[nargs - 1];
+    PyObject *message = repe_fast(max_size, copy_limit, data);
+    if (message != Py_None || fallback == NULL) {
+        return message;
+    }
+    Py_DECREF(message);
+    return PyObject_CallOneArg(fallback, data);
+}
+
 static PyMethodDef speedups_methods[] = {
     {"apply_mask", (PyCFunction)(void (*)(void))apply_mask, METH_VARARGS | METH_KEYWORDS,
      "apply_mask(data, mask, offset=0) -> bytes\n\n"
@@ -359,8 +372,8 @@ static PyMethodDef speedups_methods[] = {
      "repe_setup(message_type, names) -> None\n\n"
      "Set the class and slot names repe_decode builds messages with."},
     {"repe_decode", (PyCFunction)(void (*)(void))repe_decode, METH_FASTCALL,
-     "repe_decode(max_size, copy_limit, data) -> message | None\n\n"
-     "A valid REPE v1 message in a bytes object, or None."},
+     "repe_decode(max_size, copy_limit, [fallback,] data) -> message | None\n\n"
+     "A valid REPE v1 message in a bytes object, or None (fallback(data) if given)."},
     {NULL, NULL, 0, NULL},
 };
 

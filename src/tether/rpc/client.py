@@ -495,13 +495,9 @@ class RpcClient:
         """The message sink: a well-formed response or notify, handled at once."""
         if type(data) is not bytes:
             return False
-        quick = self._quick_decode
-        message = quick(data) if quick is not None else None
+        message = self._quick_decode(data)
         if message is None:
-            try:
-                message = decode(data, max_size=self.max_message_size)
-            except RepeError:
-                return False  # the reader reports it
+            return False  # malformed: the reader decodes it again and reports it
         self._dispatch(message)
         return True
 

@@ -400,21 +400,30 @@ def decode(data: BytesLike, *, max_size: int | None = DEFAULT_MAX_SIZE) -> Messa
     return _decode(data, max_size)
 
 
-def quick_decoder(max_size: int | None) -> Callable[[Any], Message | None] | None:
-    """The common case of :func:`decode` as one C call, for a server's per-request path.
+def quick_decoder(max_size: int | None) -> Callable[[Any], Message | None]:
+    """:func:`decode` for a per-request path: errors become ``None``.
 
     Returns:
-        ``None`` without the C accelerator (or for a ``max_size`` it cannot take);
-        otherwise a function of the message bytes that returns what :func:`decode`
-        would for a valid version 1 message in a :class:`bytes` object with a body of
-        at most :data:`COPY_THRESHOLD` bytes, and ``None`` for anything else, which the
-        caller then gives to :func:`decode`.
+        A function of the message bytes that returns what :func:`decode` would, or
+        ``None`` where :func:`decode` raises (decode the bytes again for the error).
+        With the C accelerator a valid version 1 message in a :class:`bytes` object with
+        a body of at most :data:`COPY_THRESHOLD` bytes costs one C call; everything else
+        goes to the Python decoder.
     """
+
+    def slow(data: Any) -> Message | None:
+        try:
+            return _decode(data, max_size)
+        except RepeError:
+            return None
+
     c_decode = _c_decode
     if c_decode is None or not (max_size is None or 0 <= max_size < _I64_LIMIT):
-        return None
+        return slow
     limit = -1 if max_size is None else max_size
-    decoder: Callable[[Any], Message | None] = functools.partial(c_decode, limit, COPY_THRESHOLD)
+    decoder: Callable[[Any], Message | None] = functools.partial(
+        c_decode, limit, COPY_THRESHOLD, slow
+    )
     return decoder
 
 

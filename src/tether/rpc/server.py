@@ -537,13 +537,9 @@ class _Connection:
         """
         if type(data) is not bytes:
             return False
-        quick = self._quick_decode
-        message = quick(data) if quick is not None else None
+        message = self._quick_decode(data)
         if message is None:
-            try:
-                message = decode(data, max_size=self._max_size)
-            except RepeError:
-                return False
+            return False  # malformed: the reader decodes it again and reports it
         pending = self._dispatch(message)
         if pending is None:
             return True
