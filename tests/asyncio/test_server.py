@@ -422,6 +422,55 @@ async def test_handoff_with_initial_data():
     assert received_paths == ["/consumed"]
 
 
+async def test_request_head_in_one_read_or_split_gives_the_same_handshake():
+    # A whole plain request in the first read is accepted by the quick path; a head
+    # split across reads, or followed by a frame, goes through the full parser. Both
+    # must answer the same bytes and give the handler the same request.
+    loop = asyncio.get_running_loop()
+    seen = []
+
+    async def handler(ws):
+        seen.append((ws.path, ws.query, ws.request.headers["X-Probe"], ws.request.target))
+        await echo(ws)
+
+    key = "dGhlIHNhbXBsZSBub25jZQ=="
+    head = (
+        b"GET /split?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key.encode() + b"\r\n"
+        b"Sec-WebSocket-Version: 13\r\nX-Probe: yes\r\n\r\n"
+    )
+    frame = bytes([0x81, 0x82, 1, 2, 3, 4]) + bytes(a ^ b for a, b in zip(b"hi", b"\x01\x02"))
+    answers = []
+    async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+        with listening_socket() as listener:
+            port = listener.getsockname()[1]
+            for first, second in [(head, b""), (head[:40], head[40:]), (head + frame, b"")]:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                sock, _ = await loop.sock_accept(listener)
+                writer.write(first)
+                data = b""
+                while len(data) < len(first):
+                    data += await loop.sock_recv(sock, len(first) - len(data))
+                handed = asyncio.ensure_future(server.handle_socket(sock, initial_data=data))
+                writer.write(second)
+                answer = await reader.readuntil(b"\r\n\r\n")
+                writer.write(frame)
+                echoed = await reader.readexactly(4)
+                if first.endswith(frame):
+                    echoed += await reader.readexactly(4)
+                answers.append((answer, echoed))
+                writer.close()
+                await handed
+    expected_head = (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nServer: tether\r\n\r\n"
+    )
+    assert answers[0] == (expected_head, b"\x81\x02hi")
+    assert answers[1] == answers[0]
+    assert answers[2] == (expected_head, b"\x81\x02hi\x81\x02hi")
+    assert seen == [("/split", "x=1", "yes", "/split?x=1")] * 3
+
+
 async def test_is_upgrade_request():
     assert is_upgrade_request(upgrade_request())
     assert is_upgrade_request(b"GET / HTTP/1.1\r\nupgrade:  WebSocket\r\n\r\n")

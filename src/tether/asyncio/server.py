@@ -20,10 +20,10 @@ from typing import Any, TypeAlias
 from ..exceptions import ConnectionClosed, InvalidMessage, RejectHandshake, SecurityError
 from ..protocol.close import CloseCode
 from ..protocol.connection import SERVER, Protocol, State
-from ..protocol.extensions.base import ServerExtensionFactory
+from ..protocol.extensions.base import Extension, ServerExtensionFactory
 from ..protocol.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from ..protocol.frames import Opcode, serialize_unmasked
-from ..protocol.handshake import reject, server_handshake
+from ..protocol.handshake import quick_server_handshake, reject, server_handshake
 from ..protocol.headers import Headers
 from ..protocol.http11 import Request, RequestParser, Response
 from ..protocol.limits import Limits
@@ -74,6 +74,7 @@ class ServerConnection(Connection):
     """
 
     __slots__ = (
+        "_handshaking",
         "_initial_data",
         "_open_timer",
         "_parser",
@@ -102,7 +103,9 @@ class ServerConnection(Connection):
         # parsed again only if the application asks for it: idle connections stay small.
         self._raw_request: bytes | None = None
         self.response: Response | None = None
-        self._parser: RequestParser | None = RequestParser(options.limits)
+        # The parser is made when the first read isn't a whole plain upgrade request.
+        self._parser: RequestParser | None = None
+        self._handshaking = True
         self._initial_data = b""
         self._task: asyncio.Task[None] | None = None
         self._open_timer: asyncio.TimerHandle | None = None
@@ -168,12 +171,12 @@ class ServerConnection(Connection):
             self._open_timer = None
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        if self._parser is not None:
+        if self._handshaking:
             return _shared_buffer()
         return super().get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:
-        if self._parser is not None:
+        if self._handshaking:
             self._feed_handshake(bytes(_shared_buffer()[:nbytes]))
         else:
             super().buffer_updated(nbytes)
@@ -181,30 +184,39 @@ class ServerConnection(Connection):
     def eof_received(self) -> bool | None:
         if self.protocol.state is State.CONNECTING:
             # The client left during the handshake: nothing to answer.
-            self._parser = None
+            self._end_handshake()
             return None
         return super().eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._parser = None
+        self._end_handshake()
         self._handshake_done()
         super().connection_lost(exc)
         if self._task is None:
             self.server._unregister(self)
 
+    def _end_handshake(self) -> None:
+        """From now on, received bytes are WebSocket frames (or ignored)."""
+        self._handshaking = False
+        self._parser = None
+
     def _feed_handshake(self, data: bytes) -> None:
         parser = self._parser
-        assert parser is not None
+        if parser is None:
+            # The first read; a whole plain upgrade request usually arrives in one.
+            if self.server._quick_handshake and self._quick_accept(data):
+                return
+            parser = self._parser = RequestParser(self.server.options.limits)
         try:
             request = parser.feed(data)
         except (InvalidMessage, SecurityError) as exc:
-            self._parser = None
+            self._end_handshake()
             status = getattr(exc, "status", 400)
             self._send_response(reject(status, f"{exc}\n"))
             return
         if request is None:
             return
-        self._parser = None
+        self._end_handshake()
         self._initial_data = parser.leftover
         self._request = request
         # After the upgrade the head as received is kept instead of the parsed request,
@@ -263,6 +275,25 @@ class ServerConnection(Connection):
                 self.transport.abort()
             raise
 
+    def _quick_accept(self, head: bytes) -> bool:
+        """Upgrade at once when ``head`` is a plain upgrade request for a route."""
+        options = self.server.options
+        quick = quick_server_handshake(
+            head, options.limits, extensions=options.extensions, origins=options.origins
+        )
+        if quick is None:
+            return False
+        target, response, extensions = quick
+        path, _, query = target.partition("?")
+        handler = self.server._route(path)
+        if handler is None:
+            return False  # the full path answers 404
+        self._end_handshake()
+        self._raw_request = head
+        self._switch(path, query, None, extensions, response)
+        self._spawn(self._run_handler(handler))
+        return True
+
     def _accept(self, request: Request) -> bool:
         """Negotiate, send 101 and switch to the WebSocket protocol; False if refused."""
         options = self.server.options
@@ -276,18 +307,36 @@ class ServerConnection(Connection):
         if outcome.error is not None:
             self._send_response(outcome.response)
             return False
-        self._handshake_done()
-        self.subprotocol = outcome.subprotocol
-        self.path = request.path
-        self.query = request.query
         if self._raw_request is not None:
             # Keep the request as its raw head; the parsed form is rebuilt on demand.
             self._request = None
-        protocol = Protocol(SERVER, limits=options.limits, extensions=outcome.extensions)
+        self._switch(
+            request.path,
+            request.query,
+            outcome.subprotocol,
+            outcome.extensions,
+            outcome.response.serialize(),
+        )
+        return True
+
+    def _switch(
+        self,
+        path: str,
+        query: str,
+        subprotocol: Subprotocol | None,
+        extensions: list[Extension],
+        response: bytes,
+    ) -> None:
+        """Send the 101 response and switch to the WebSocket protocol."""
+        self._handshake_done()
+        self.subprotocol = subprotocol
+        self.path = path
+        self.query = query
+        protocol = Protocol(SERVER, limits=self.server.options.limits, extensions=extensions)
         self.protocol = protocol
         transport = self.transport
         assert transport is not None
-        transport.write(outcome.response.serialize())
+        transport.write(response)
         self._start()
         leftover, self._initial_data = self._initial_data, b""
         if leftover:
@@ -296,7 +345,6 @@ class ServerConnection(Connection):
         if self._reading_paused_by_handshake:
             self._reading_paused_by_handshake = False
             transport.resume_reading()
-        return True
 
     def _pause_reading(self) -> None:
         if self.transport is not None and not self._reading_paused_by_handshake:
@@ -421,6 +469,11 @@ class Server:
     def __init__(self, handler: Handler | Mapping[str, Handler], options: _Options) -> None:
         self.handler = handler
         self.options = options
+        # A hook that sees the parsed request, or a subprotocol callback that runs even
+        # when the client offers none, needs the full handshake path.
+        self._quick_handshake = (
+            options.process_request is None and options.select_subprotocol is None
+        )
         self.connections: set[ServerConnection] = set()
         self.server: asyncio.base_events.Server | None = None
         self.loop = asyncio.get_running_loop()

@@ -13,6 +13,7 @@ import binascii
 import dataclasses
 import hashlib
 import http
+import re
 import secrets
 from collections.abc import Callable, Sequence
 
@@ -38,6 +39,7 @@ from .headers import (
     parse_upgrade,
 )
 from .http11 import Request, Response
+from .limits import Limits
 from .uri import WebSocketURI
 
 
@@ -48,6 +50,7 @@ __all__ = [
     "client_request",
     "client_validate",
     "generate_key",
+    "quick_server_handshake",
     "reject",
     "server_handshake",
 ]
@@ -248,12 +251,11 @@ def _negotiate_subprotocol(
 
 
 def _negotiate_extensions(
-    request: Request,
+    header: str | None,
     factories: Sequence[ServerExtensionFactory],
 ) -> tuple[list[Extension], list[tuple[ExtensionName, list[ExtensionParameter]]]]:
     accepted: list[Extension] = []
     response_params: list[tuple[ExtensionName, list[ExtensionParameter]]] = []
-    header = request.headers.get_joined("Sec-WebSocket-Extensions")
     if header is None or not factories:
         return accepted, response_params
     try:
@@ -310,7 +312,9 @@ def server_handshake(
     try:
         key = _check_request(request, origins)
         subprotocol = _negotiate_subprotocol(request, subprotocols, select_subprotocol)
-        accepted, response_params = _negotiate_extensions(request, extensions)
+        accepted, response_params = _negotiate_extensions(
+            request.headers.get_joined("Sec-WebSocket-Extensions"), extensions
+        )
     except _Refusal as refusal:
         error_headers = Headers(extra)
         error_headers.update(refusal.headers)
@@ -334,6 +338,89 @@ def server_handshake(
         headers.update(extra)
     response = Response(101, "Switching Protocols", headers)
     return ServerHandshake(response, subprotocol, accepted)
+
+
+# The request heads the quick path takes: a GET for HTTP/1.1 whose header lines have
+# token names and values of visible ASCII, spaces and tabs (RFC 7230 3.1.1 and 3.2).
+# Anything else, such as obs-text or a request with a body, goes to the full parser.
+_QUICK_HEAD_RE = re.compile(
+    rb"GET ([\x21-\x7e]+) HTTP/1\.1\r\n"
+    rb"((?:[-!#$%&'*+.^_`|~0-9a-zA-Z]+:[\t\x20-\x7e]*\r\n)*)\r\n"
+)
+# One header line, its value without the optional whitespace around it (RFC 7230 3.2).
+_QUICK_FIELD_RE = re.compile(rb"([-!#$%&'*+.^_`|~0-9a-zA-Z]+):[\t ]*([\t\x20-\x7e]*?)[\t ]*\r\n")
+_QUICK_KEY_RE = re.compile(rb"[A-Za-z0-9+/]{22}==")
+_GUID_BYTES = GUID.encode("ascii")
+
+
+def quick_server_handshake(
+    head: bytes,
+    limits: Limits,
+    *,
+    extensions: Sequence[ServerExtensionFactory] = (),
+    origins: Sequence[Origin | None] | None = None,
+    server_header: str | None = "tether",
+) -> tuple[str, bytes, list[Extension]] | None:
+    """Accept a plain opening handshake in a few passes over its bytes, or return ``None``.
+
+    ``head`` must be exactly one request head, up to and including the empty line. When
+    it is a well-formed upgrade request within ``limits`` that :func:`server_handshake`
+    would accept, that offers no subprotocol and repeats no header field, the result is
+    the request target, the serialized ``101`` response and the negotiated extensions:
+    the same response :func:`server_handshake` builds for the parsed request with these
+    arguments and no subprotocol options. Every other request gives ``None`` and should
+    take the full path (:class:`~tether.protocol.http11.RequestParser` then
+    :func:`server_handshake`), which also produces the error responses.
+    """
+    match = _QUICK_HEAD_RE.fullmatch(head)
+    if match is None:
+        return None
+    # Every line is shorter than the head, so within the line limits when the head is.
+    if len(head) > limits.max_request_line or len(head) > limits.max_header_line:
+        return None
+    pairs = _QUICK_FIELD_RE.findall(match.group(2))
+    if len(pairs) > limits.max_headers:
+        return None
+    fields = {name.lower(): value for name, value in pairs}
+    if len(fields) != len(pairs):
+        return None  # a repeated field: the full path knows which repetitions are errors
+    key = fields.get(b"sec-websocket-key")
+    if (
+        b"host" not in fields
+        or fields.get(b"upgrade", b"").lower() != b"websocket"
+        or fields.get(b"connection", b"").lower() != b"upgrade"
+        or fields.get(b"sec-websocket-version") != b"13"
+        or key is None
+        or _QUICK_KEY_RE.fullmatch(key) is None
+        or b"sec-websocket-protocol" in fields
+        or b"content-length" in fields
+        or b"transfer-encoding" in fields
+    ):
+        return None
+    if origins is not None:
+        origin = fields.get(b"origin")
+        if (None if origin is None else Origin(origin.decode("ascii"))) not in origins:
+            return None
+    offer = fields.get(b"sec-websocket-extensions")
+    accepted: list[Extension] = []
+    lines = [
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: "
+        + base64.b64encode(hashlib.sha1(key + _GUID_BYTES, usedforsecurity=False).digest())
+        + b"\r\n"
+    ]
+    if offer is not None and extensions:
+        try:
+            accepted, response_params = _negotiate_extensions(offer.decode("ascii"), extensions)
+        except _Refusal:
+            return None
+        if response_params:
+            value = build_extension(response_params)
+            lines.append(b"Sec-WebSocket-Extensions: %s\r\n" % value.encode("latin-1"))
+    if server_header is not None:
+        lines.append(b"Server: %s\r\n" % server_header.encode("latin-1"))
+    lines.append(b"\r\n")
+    return match.group(1).decode("ascii"), b"".join(lines), accepted
 
 
 def client_request(
