@@ -20,7 +20,8 @@ def _free_port():
 class RedisServer:
     """A throwaway redis-server process (no persistence) that can be stopped and restarted."""
 
-    def __init__(self):
+    def __init__(self, *extra_args):
+        self.extra_args = list(extra_args)
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail(
@@ -49,6 +50,7 @@ class RedisServer:
                 "no",
                 "--loglevel",
                 "warning",
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -57,7 +59,8 @@ class RedisServer:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.1) as sock:
                     sock.sendall(b"PING\r\n")
-                    if sock.recv(64).startswith(b"+PONG"):
+                    # A server with a password answers -NOAUTH: up all the same.
+                    if sock.recv(64).startswith((b"+PONG", b"-NOAUTH")):
                         return
             except OSError:
                 pass
@@ -83,6 +86,19 @@ class RedisServer:
 @pytest.fixture(scope="session")
 def redis_server():
     server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def secured_redis(tmp_path_factory):
+    """A second redis-server that wants a password and also listens on a Unix socket."""
+    path = tmp_path_factory.mktemp("redis") / "redis.sock"
+    server = RedisServer(
+        "--requirepass", "s3cret", "--unixsocket", str(path), "--unixsocketperm", "700"
+    )
+    server.socket_path = path
     server.start()
     yield server
     server.stop()

@@ -2,10 +2,14 @@
 
 import asyncio
 
+import pytest
+
 from tests.relay.helpers import client, serving
 from tests.utils import until
 from tether.relay import Relay, RelayConfig
 from tether.relay.backends.redis import RedisBackend
+from tether.relay.backends.resp import RespParser
+from tether.relay.errors import BackendError
 
 
 def node(url, events=None, presence_ttl=30.0):
@@ -86,3 +90,173 @@ async def test_redis_restart_is_survived_and_reported(redis_server, redis_url):
         await relay.push("t", "after", 2)
         assert (await c.recv())["event"] == "after"
         assert await relay.presence("t") == {"someone": {"x": 1}}
+
+
+# The backend's own RESP connections: addresses, credentials, database, scripts, errors.
+
+
+async def test_password_database_and_unix_socket(secured_redis):
+    import redis.asyncio
+
+    for url in (
+        f"redis://:s3cret@127.0.0.1:{secured_redis.port}/3",
+        f"unix://{secured_redis.socket_path}?db=3&password=s3cret",
+    ):
+        relay = Relay(RelayConfig(), backend=RedisBackend(url))
+        async with relay, serving(relay) as server, client(server.url) as c:
+            await c.subscribe("db-test")
+            offset = await relay.push("db-test", "hi", url[:4])
+            assert await c.recv() == {
+                "type": "push",
+                "topic": "db-test",
+                "event": "hi",
+                "payload": url[:4],
+                "offset": offset,
+            }
+        # The history went to database 3, where redis-py finds it.
+        direct = redis.asyncio.Redis(port=secured_redis.port, password="s3cret", db=3)
+        try:
+            assert int(await direct.get("tether:hc:db-test")) == offset
+            await direct.flushdb()
+        finally:
+            await direct.aclose()
+
+
+async def test_wrong_password_is_reported(secured_redis):
+    events = []
+    backend = RedisBackend(f"redis://:wrong@127.0.0.1:{secured_redis.port}/0", connect_timeout=0.5)
+    await backend.start(lambda topic, data: None, events.append)
+    try:
+        assert events[0].kind == "disconnected"
+        assert "AUTH refused" in events[0].error
+        with pytest.raises(BackendError, match="AUTH refused"):
+            await backend.publish("t", "{}")
+    finally:
+        await backend.close()
+
+
+async def test_script_cache_flushed(redis_url):
+    import redis.asyncio
+
+    relay = node(redis_url)
+    async with relay, serving(relay) as server, client(server.url) as c:
+        await c.subscribe("s")
+        assert await relay.push("s", "one", 1) == 1
+        direct = redis.asyncio.Redis.from_url(redis_url)
+        try:
+            await direct.script_flush()
+        finally:
+            await direct.aclose()
+        # EVALSHA now answers NOSCRIPT: the script is sent again, the offsets go on.
+        assert await relay.push("s", "two", 2) == 2
+        assert [(await c.recv())["offset"] for _ in range(2)] == [1, 2]
+
+
+def test_tls_urls_are_refused():
+    with pytest.raises(ValueError, match="TLS"):
+        RedisBackend("rediss://127.0.0.1:6380/0")
+
+
+class FakeRedis:
+    """A loopback server that speaks just enough RESP to answer the backend wrongly."""
+
+    def __init__(self, answers, on_subscribe=b""):
+        self.answers = answers  # command name -> raw reply bytes
+        self.on_subscribe = on_subscribe  # sent before the confirmations; None: hang up
+
+    async def __aenter__(self):
+        self.server = await asyncio.start_server(self.serve, "127.0.0.1", 0)
+        self.url = f"redis://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/0"
+        return self
+
+    async def __aexit__(self, *exc_info):
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def serve(self, reader, writer):
+        parser = RespParser()
+        try:
+            while data := await reader.read(65536):
+                for command in parser.feed(data):
+                    name = command[0].upper()
+                    if name == b"SUBSCRIBE":
+                        if self.on_subscribe is None:
+                            return
+                        writer.write(self.on_subscribe)
+                        for channel in command[1:]:
+                            writer.write(encode_reply([b"subscribe", channel, 1]))
+                    else:
+                        writer.write(self.answers[name])
+        finally:
+            writer.close()
+
+
+def encode_reply(items):
+    return b"*%d\r\n" % len(items) + b"".join(
+        b":%d\r\n" % item if isinstance(item, int) else b"$%d\r\n%s\r\n" % (len(item), item)
+        for item in items
+    )
+
+
+async def test_error_and_unexpected_replies_raise_backend_error():
+    answers = {b"PUBLISH": b"-ERR nope\r\n", b"EVALSHA": b"+OK\r\n"}
+    async with FakeRedis(answers) as fake:
+        backend = RedisBackend(fake.url)
+        await backend.start(lambda topic, data: None, lambda event: None)
+        try:
+            with pytest.raises(BackendError, match="ERR nope"):
+                await backend.publish("t", "{}")
+            with pytest.raises(BackendError, match="unexpected answer"):
+                await backend.publish_recorded("t", '{"x":1}', 10)
+            # The connection is still in step: the next command gets its own answer.
+            with pytest.raises(BackendError, match="ERR nope"):
+                await backend.publish("t", "{}")
+        finally:
+            await backend.close()
+
+
+async def test_bytes_that_are_not_resp_drop_the_connection(caplog):
+    async with FakeRedis({b"PUBLISH": b"?garbage\r\n"}) as fake:
+        backend = RedisBackend(fake.url)
+        await backend.start(lambda topic, data: None, lambda event: None)
+        try:
+            with pytest.raises(BackendError, match="connection"):
+                await backend.publish("t", "{}")
+            assert "isn't RESP" in caplog.text
+        finally:
+            await backend.close()
+
+
+async def test_pubsub_connection_lost_while_subscribing_is_reported():
+    events = []
+    async with FakeRedis({}, on_subscribe=None) as fake:
+        backend = RedisBackend(fake.url, connect_timeout=0.3)
+        await backend.start(lambda topic, data: None, events.append)
+        await backend.close()
+    assert events[0].kind == "disconnected"
+    assert events[0].error == "connection lost while subscribing"
+
+
+async def test_pubsub_ignores_replies_it_does_not_expect():
+    # An error reply on the pub/sub connection is skipped; the subscription still counts.
+    async with FakeRedis({}, on_subscribe=b"-ERR odd\r\n") as fake:
+        backend = RedisBackend(fake.url)
+        events = []
+        await backend.start(lambda topic, data: None, events.append)
+        try:
+            await backend.subscribe("t")
+            assert events == []
+        finally:
+            await backend.close()
+
+
+async def test_first_commands_share_one_connection_and_stop_after_close(redis_url):
+    backend = RedisBackend(redis_url)
+    await backend.start(lambda topic, data: None, lambda event: None)
+    await asyncio.gather(*(backend.publish("t", "{}") for _ in range(5)))
+    lane = backend._commands
+    await backend.publish("t", "{}")
+    assert backend._commands is lane
+    await backend.close()
+    with pytest.raises(BackendError, match="not running"):
+        await backend.publish("t", "{}")

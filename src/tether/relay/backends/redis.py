@@ -21,21 +21,32 @@ When the pub/sub connection drops (Redis restarted, network trouble) the backend
 rewrites this node's presence, and reports ``BackendEvent("reconnected", down_for=...)``:
 pushes published during that window may not have reached this node. Commands issued while
 Redis is unreachable raise :class:`~tether.relay.errors.BackendError`.
+
+The hot paths, publishing and reading pub/sub messages, speak RESP directly over two
+connections of their own (:mod:`.resp`): a publish is one write and one reply with no
+pooling or retry layers, and every message that arrives in one read is handed to the
+relay in that read, so that pushes that arrive together are written together. Presence
+and history go through ``redis-py``. The URL may name a TCP or a Unix socket address
+(``redis://`` or ``unix://``), not TLS (``rediss://``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import functools
+import hashlib
 import json
 import logging
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..errors import BackendError
 from .base import BackendEvent, DeliverCallback, EventCallback
+from .resp import Reply, RespError, RespParser, RespProtocolError, encode_command
 
 
 __all__ = ["RedisBackend"]
@@ -53,6 +64,80 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('PUBLISH', ARGV[4], string.sub(ARGV[1], 1, -2) .. ',"offset":' .. offset .. '}')
 return n
 """
+
+
+_PUBLISH_RECORDED_SHA = hashlib.sha1(_PUBLISH_RECORDED.encode(), usedforsecurity=False).hexdigest()
+
+
+class _Lane(asyncio.Protocol):
+    """One connection speaking RESP: pipelined commands, or a pub/sub subscription.
+
+    Replies answer the oldest pending :meth:`call`; once ``on_push`` is given (pub/sub
+    mode) every reply goes to it instead. When the connection ends, pending calls fail
+    with :class:`ConnectionError` and :attr:`lost` is resolved.
+    """
+
+    def __init__(self, on_push: Callable[[Reply], None] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.lost: asyncio.Future[None] = loop.create_future()
+        self._on_push = on_push
+        self._parser = RespParser()
+        self._waiters: collections.deque[asyncio.Future[Reply]] = collections.deque()
+
+    @property
+    def closed(self) -> bool:
+        return self.lost.done()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            replies = self._parser.feed(data)
+        except RespProtocolError as exc:
+            logger.error("redis sent something that isn't RESP: %s", exc)
+            assert self.transport is not None
+            self.transport.abort()
+            return
+        on_push = self._on_push
+        for reply in replies:
+            if on_push is not None:
+                on_push(reply)
+            elif self._waiters:
+                waiter = self._waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        error = ConnectionError(f"connection lost: {exc}" if exc else "connection closed")
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(error)
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def subscribe_mode(self, on_push: Callable[[Reply], None]) -> None:
+        """From now on, hand every reply to ``on_push`` (after the setup commands)."""
+        self._on_push = on_push
+
+    def send(self, *args: bytes | str | int) -> None:
+        """Send a command whose answer comes through ``on_push``."""
+        if self.transport is None or self.closed:
+            raise ConnectionError("connection closed")
+        self.transport.write(encode_command(*args))
+
+    def call(self, *args: bytes | str | int) -> asyncio.Future[Reply]:
+        """Send a command; the future gets its reply (a :class:`RespError` included)."""
+        self.send(*args)
+        waiter: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        return waiter
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
 
 class RedisBackend:
@@ -78,6 +163,8 @@ class RedisBackend:
         reconnect_max: float = 2.0,
         connect_timeout: float = 2.0,
     ) -> None:
+        if url.startswith("rediss://"):
+            raise ValueError("the redis backend does not speak TLS: use redis:// or unix://")
         self.url = url
         self.prefix = prefix
         self.presence_ttl = presence_ttl
@@ -87,8 +174,9 @@ class RedisBackend:
         self.connect_timeout = connect_timeout
         self.node_id = secrets.token_hex(6)
         self._redis: Any = None
-        self._publish_recorded: Any = None
-        self._pubsub: Any = None
+        self._pubsub: _Lane | None = None
+        self._commands: _Lane | None = None
+        self._commands_lock = asyncio.Lock()
         self._deliver: DeliverCallback | None = None
         self._on_event: EventCallback | None = None
         self._topics: set[str] = set()
@@ -138,7 +226,6 @@ class RedisBackend:
         self._redis = redis.asyncio.Redis.from_url(
             self.url, socket_connect_timeout=self.connect_timeout
         )
-        self._publish_recorded = self._redis.register_script(_PUBLISH_RECORDED)
         self._reader = asyncio.create_task(self._read_forever())
         self._refresher = asyncio.create_task(self._refresh_forever())
         with contextlib.suppress(TimeoutError):
@@ -156,6 +243,8 @@ class RedisBackend:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         await self._close_pubsub()
+        if self._commands is not None:
+            self._commands.close()
         if self._redis is not None:
             await self._redis.aclose()
         for waiter in self._confirmations.values():
@@ -165,28 +254,64 @@ class RedisBackend:
     async def _close_pubsub(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
+            pubsub.close()
+
+    async def _open_lane(self) -> _Lane:
+        """Connect a RESP connection to the URL's address, authenticated, on its database.
+
+        Raises:
+            ConnectionError, OSError, TimeoutError: Redis is unreachable or refused.
+        """
+        settings = self._redis.connection_pool.connection_kwargs
+        loop = asyncio.get_running_loop()
+        lane = _Lane()
+        async with asyncio.timeout(self.connect_timeout):
+            if settings.get("path"):
+                await loop.create_unix_connection(lambda: lane, settings["path"])
+            else:
+                host, port = settings.get("host", "localhost"), settings.get("port", 6379)
+                await loop.create_connection(lambda: lane, host, port)
+            setup: list[tuple[Any, ...]] = []
+            if settings.get("password"):
+                username = settings.get("username")
+                setup.append(
+                    ("AUTH", username, settings["password"])
+                    if username
+                    else ("AUTH", settings["password"])
+                )
+            if settings.get("db"):
+                setup.append(("SELECT", settings["db"]))
+            for command in setup:
+                reply = await lane.call(*command)
+                if isinstance(reply, RespError):
+                    lane.close()
+                    raise ConnectionError(f"{command[0]} refused: {reply}")
+        return lane
 
     # Pub/sub
 
     async def _read_forever(self) -> None:
-        import redis.exceptions
-
         delay = self.reconnect_initial
         control = f"{self.prefix}node:{self.node_id}".encode()
         while True:
+            reconnecting = self._down_since is not None
             try:
-                pubsub = self._redis.pubsub()
-                self._pubsub = pubsub
+                lane = await self._open_lane()
+                self._pubsub = lane
+                confirmed = asyncio.get_running_loop().create_future()
+                lane.subscribe_mode(functools.partial(self._on_pubsub, confirmed))
                 # Always subscribed to something, so the connection exists while idle.
-                await pubsub.subscribe(control, *(self._channel(t) for t in self._topics))
-                await self._reader_loop(pubsub, reconnecting=self._down_since is not None)
-            except (
-                redis.exceptions.ConnectionError,
-                redis.exceptions.TimeoutError,
-                OSError,
-            ) as exc:
+                lane.send("SUBSCRIBE", control, *(self._channel(t) for t in self._topics))
+                await asyncio.wait([confirmed, lane.lost], return_when=asyncio.FIRST_COMPLETED)
+                if not confirmed.done():
+                    raise ConnectionError("connection lost while subscribing")
+                self._connected.set()
+                delay = self.reconnect_initial
+                if reconnecting:
+                    await self._reconnected()
+                await lane.lost
+                raise ConnectionError("connection lost")
+            except (ConnectionError, OSError, TimeoutError) as exc:
                 self._connected.clear()
                 if self._down_since is None:
                     self._down_since = time.time()
@@ -201,33 +326,23 @@ class RedisBackend:
                 await self._close_pubsub()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.reconnect_max)
-            else:  # pragma: no cover - the reader loop only ends with an exception
-                return
-            if self._closed:  # pragma: no cover
-                return
 
-    async def _reader_loop(self, pubsub: Any, reconnecting: bool) -> None:
-        confirmed = False
-        while True:
-            message = await pubsub.get_message(timeout=None)
-            if message is None:
-                continue
-            kind = message["type"]
-            if kind == b"message" or kind == "message":
-                topic = self._channel_topics.get(message["channel"])
-                deliver = self._deliver
-                if topic is not None and deliver is not None and topic in self._topics:
-                    deliver(topic, message["data"].decode())
-            elif kind == b"subscribe" or kind == "subscribe":
-                if not confirmed:
-                    confirmed = True
-                    self._connected.set()
-                    if reconnecting:
-                        reconnecting = False
-                        await self._reconnected()
-                waiter = self._confirmations.pop(message["channel"], None)
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
+    def _on_pubsub(self, confirmed: asyncio.Future[None], reply: Reply) -> None:
+        """A reply on the pub/sub connection: a message, or a subscription confirmed."""
+        if type(reply) is not list or len(reply) != 3:
+            return  # e.g. an error answering a command sent while Redis shuts down
+        kind, channel, data = reply
+        if kind == b"message":
+            topic = self._channel_topics.get(channel)  # type: ignore[arg-type]
+            deliver = self._deliver
+            if topic is not None and deliver is not None and topic in self._topics:
+                deliver(topic, data.decode())  # type: ignore[union-attr]
+        elif kind == b"subscribe":
+            if not confirmed.done():
+                confirmed.set_result(None)
+            waiter = self._confirmations.pop(channel, None)  # type: ignore[arg-type]
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
 
     async def _reconnected(self) -> None:
         down_since = self._down_since or time.time()
@@ -253,14 +368,37 @@ class RedisBackend:
         if self._on_event is not None:
             self._on_event(event)
 
+    async def _command(self, *args: bytes | str | int) -> Reply:
+        """Send one command on the command connection (connected on first use).
+
+        Raises:
+            BackendError: Redis is unreachable, or the connection ended before the reply.
+        """
+        if self._closed or self._redis is None:
+            raise BackendError("redis backend is not running")
+        lane = self._commands
+        if lane is None or lane.closed:
+            async with self._commands_lock:
+                lane = self._commands
+                if lane is None or lane.closed:
+                    try:
+                        lane = self._commands = await self._open_lane()
+                    except (ConnectionError, OSError, TimeoutError) as exc:
+                        raise BackendError(f"redis: {exc}") from exc
+        try:
+            return await lane.call(*args)
+        except ConnectionError as exc:
+            raise BackendError(f"redis: {exc}") from exc
+
     async def publish(self, topic: str, data: str) -> None:
         """``PUBLISH`` on the topic's channel.
 
         Raises:
             BackendError: Redis is unreachable.
         """
-        with self._errors():
-            await self._redis.publish(self._channel(topic), data)
+        reply = await self._command("PUBLISH", self._channel(topic), data)
+        if isinstance(reply, RespError):
+            raise BackendError(f"redis: {reply}")
 
     async def subscribe(self, topic: str) -> None:
         """``SUBSCRIBE`` to the topic's channel and wait for the confirmation.
@@ -276,7 +414,7 @@ class RedisBackend:
         waiter = asyncio.get_running_loop().create_future()
         self._confirmations[channel] = waiter
         try:
-            await pubsub.subscribe(channel)
+            pubsub.send("SUBSCRIBE", channel)
             async with asyncio.timeout(self.connect_timeout):
                 await waiter
         except Exception as exc:
@@ -293,8 +431,8 @@ class RedisBackend:
         if pubsub is None or not self._connected.is_set():
             return
         try:
-            await pubsub.unsubscribe(channel)
-        except Exception as exc:
+            pubsub.send("UNSUBSCRIBE", channel)
+        except ConnectionError as exc:
             logger.warning("unsubscribing from %s failed: %s", topic, exc)
 
     # Presence
@@ -403,11 +541,16 @@ class RedisBackend:
         publishes the copy with the offset, so a push costs one round trip and every
         node sees a topic's offsets in order.
         """
-        keys = [f"{self.prefix}hc:{topic}", f"{self.prefix}h:{topic}"]
+        keys = (f"{self.prefix}hc:{topic}", f"{self.prefix}h:{topic}")
         ttl = max(1, int(self.history_ttl * 1000))
-        args = [data, maxlen, ttl, self._channel(topic)]
-        with self._errors():
-            return int(await self._publish_recorded(keys=keys, args=args))
+        args = (data, maxlen, ttl, self._channel(topic))
+        reply = await self._command("EVALSHA", _PUBLISH_RECORDED_SHA, 2, *keys, *args)
+        if isinstance(reply, RespError) and reply.prefix == "NOSCRIPT":
+            # First use on this Redis (or after a restart): EVAL caches the script.
+            reply = await self._command("EVAL", _PUBLISH_RECORDED, 2, *keys, *args)
+        if not isinstance(reply, int):
+            raise BackendError(f"redis: unexpected answer to the recording script: {reply!r}")
+        return reply
 
     async def history_read(self, topic: str, since: int) -> list[tuple[int, str]] | None:
         """The pushes after ``since``, or ``None`` when some aren't available."""
