@@ -529,6 +529,34 @@ async def test_open_timeout_drops_slow_handshake():
             await writer.wait_closed()
 
 
+async def test_open_timeout_for_several_handshakes_in_flight():
+    # Each slow handshake is dropped about open_timeout after its own start, in order;
+    # handshakes that complete in between are not affected.
+    loop = asyncio.get_running_loop()
+    async with serve(echo, "127.0.0.1", 0, open_timeout=0.3) as server:
+
+        async def slow():
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET / HTTP/1.1\r\n")
+            return loop.time(), reader, writer
+
+        async def dropped_after(started, reader):
+            with contextlib.suppress(ConnectionResetError):
+                assert await asyncio.wait_for(reader.read(), 3) == b""
+            return loop.time() - started
+
+        first = await slow()
+        async with connect(url(server)) as ws:
+            second = await slow()
+            waits = await asyncio.gather(dropped_after(*first[:2]), dropped_after(*second[:2]))
+            assert all(0.25 <= wait < 2 for wait in waits)
+            await ws.send("still here")
+            assert await ws.recv() == "still here"
+        for _, _, writer in (first, second):
+            writer.close()
+        await until(lambda: not server.connections)
+
+
 async def test_too_many_headers_is_431():
     extra = [f"X-Header-{i}: {i}" for i in range(200)]
     async with serve(echo, "127.0.0.1", 0) as server:

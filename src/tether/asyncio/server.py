@@ -76,7 +76,6 @@ class ServerConnection(Connection):
     __slots__ = (
         "_handshaking",
         "_initial_data",
-        "_open_timer",
         "_parser",
         "_raw_request",
         "_reading_paused_by_handshake",
@@ -108,7 +107,6 @@ class ServerConnection(Connection):
         self._handshaking = True
         self._initial_data = b""
         self._task: asyncio.Task[None] | None = None
-        self._open_timer: asyncio.TimerHandle | None = None
         self._reading_paused_by_handshake = False
 
     @property
@@ -143,9 +141,7 @@ class ServerConnection(Connection):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.server._register(self)
-        self._open_timer = self.loop.call_later(
-            self.server.options.open_timeout, self._handshake_timeout
-        )
+        self.server._handshakes.start(self)
         if self._initial_data:
             data, self._initial_data = self._initial_data, b""
             self._feed_handshake(data)
@@ -161,14 +157,11 @@ class ServerConnection(Connection):
         self.server._unregister(self)
 
     def _handshake_timeout(self) -> None:
-        self._open_timer = None
         if self.protocol.state is State.CONNECTING:
             self._abort_handshake()
 
     def _handshake_done(self) -> None:
-        if self._open_timer is not None:
-            self._open_timer.cancel()
-            self._open_timer = None
+        self.server._handshakes.done(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._handshaking:
@@ -459,6 +452,47 @@ class _Options:
     ssl: ssl_module.SSLContext | None
 
 
+class _HandshakeDeadlines:
+    """The open_timeout of every connection still in its opening handshake, one timer.
+
+    Connections start their handshakes in time order and share one timeout, so an
+    insertion-ordered dict is ordered by deadline: the timer waits for the oldest, and
+    a handshake that ends (the usual case, within a few milliseconds) is one dict
+    deletion instead of a cancelled timer handle per connection.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        self.loop = loop
+        self.timeout = timeout
+        self.deadlines: dict[ServerConnection, float] = {}
+        self.handle: asyncio.TimerHandle | None = None
+
+    def start(self, connection: ServerConnection) -> None:
+        deadline = self.deadlines[connection] = self.loop.time() + self.timeout
+        if self.handle is None:
+            self.handle = self.loop.call_at(deadline, self.expire)
+
+    def done(self, connection: ServerConnection) -> None:
+        self.deadlines.pop(connection, None)
+
+    def expire(self) -> None:
+        self.handle = None
+        deadlines = self.deadlines
+        now = self.loop.time()
+        while deadlines:
+            connection, deadline = next(iter(deadlines.items()))
+            if deadline > now:
+                self.handle = self.loop.call_at(deadline, self.expire)
+                return
+            del deadlines[connection]
+            connection._handshake_timeout()
+
+    def cancel(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+
 class Server:
     """A running WebSocket server.
 
@@ -480,6 +514,7 @@ class Server:
         self._closing = False
         self._closers: set[asyncio.Task[None]] = set()
         self._closed: asyncio.Future[None] = self.loop.create_future()
+        self._handshakes = _HandshakeDeadlines(self.loop, options.open_timeout)
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:

@@ -13,6 +13,7 @@ import binascii
 import dataclasses
 import hashlib
 import http
+import operator
 import re
 import secrets
 from collections.abc import Callable, Sequence
@@ -347,8 +348,8 @@ _QUICK_HEAD_RE = re.compile(
     rb"GET ([\x21-\x7e]+) HTTP/1\.1\r\n"
     rb"((?:[-!#$%&'*+.^_`|~0-9a-zA-Z]+:[\t\x20-\x7e]*\r\n)*)\r\n"
 )
-# One header line, its value without the optional whitespace around it (RFC 7230 3.2).
-_QUICK_FIELD_RE = re.compile(rb"([-!#$%&'*+.^_`|~0-9a-zA-Z]+):[\t ]*([\t\x20-\x7e]*?)[\t ]*\r\n")
+_split_field = operator.methodcaller("partition", b":")
+_OWS = b" \t"  # optional whitespace around a field value (RFC 7230 3.2.3)
 _QUICK_KEY_RE = re.compile(rb"[A-Za-z0-9+/]{22}==")
 _GUID_BYTES = GUID.encode("ascii")
 
@@ -378,19 +379,21 @@ def quick_server_handshake(
     # Every line is shorter than the head, so within the line limits when the head is.
     if len(head) > limits.max_request_line or len(head) > limits.max_header_line:
         return None
-    pairs = _QUICK_FIELD_RE.findall(match.group(2))
-    if len(pairs) > limits.max_headers:
+    lines = match.group(2).split(b"\r\n")
+    lines.pop()  # after the last CRLF
+    if len(lines) > limits.max_headers:
         return None
-    fields = {name.lower(): value for name, value in pairs}
-    if len(fields) != len(pairs):
+    # The pattern checked the names and values; values keep their optional whitespace.
+    fields = {name.lower(): value for name, _, value in map(_split_field, lines)}
+    if len(fields) != len(lines):
         return None  # a repeated field: the full path knows which repetitions are errors
-    key = fields.get(b"sec-websocket-key")
+    get = fields.get
+    key = get(b"sec-websocket-key", b"").strip(_OWS)
     if (
         b"host" not in fields
-        or fields.get(b"upgrade", b"").lower() != b"websocket"
-        or fields.get(b"connection", b"").lower() != b"upgrade"
-        or fields.get(b"sec-websocket-version") != b"13"
-        or key is None
+        or get(b"upgrade", b"").strip(_OWS).lower() != b"websocket"
+        or get(b"connection", b"").strip(_OWS).lower() != b"upgrade"
+        or get(b"sec-websocket-version", b"").strip(_OWS) != b"13"
         or _QUICK_KEY_RE.fullmatch(key) is None
         or b"sec-websocket-protocol" in fields
         or b"content-length" in fields
@@ -398,10 +401,10 @@ def quick_server_handshake(
     ):
         return None
     if origins is not None:
-        origin = fields.get(b"origin")
-        if (None if origin is None else Origin(origin.decode("ascii"))) not in origins:
+        origin = get(b"origin")
+        if (None if origin is None else Origin(origin.strip(_OWS).decode())) not in origins:
             return None
-    offer = fields.get(b"sec-websocket-extensions")
+    offer = get(b"sec-websocket-extensions")
     accepted: list[Extension] = []
     lines = [
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -411,7 +414,9 @@ def quick_server_handshake(
     ]
     if offer is not None and extensions:
         try:
-            accepted, response_params = _negotiate_extensions(offer.decode("ascii"), extensions)
+            accepted, response_params = _negotiate_extensions(
+                offer.strip(_OWS).decode(), extensions
+            )
         except _Refusal:
             return None
         if response_params:
