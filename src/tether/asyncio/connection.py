@@ -712,10 +712,8 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
             # not forever.
             if self.protocol.side is Side.CLIENT and self._close_timer is None:
                 self._close_timer = self.loop.call_later(self.close_timeout, self._abort)
-            # Wake a receiver: no more messages will come.
-            waiter = self._recv_waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+            # A waiting receiver is woken by connection_lost, which follows: recv()
+            # raises once the TCP connection is closed.
 
     def _pong_received(self, data: bytes) -> None:
         now = self.loop.time()

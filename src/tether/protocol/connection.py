@@ -740,7 +740,7 @@ class Protocol:
             # Section 5.5.1: reply with a close frame, echoing the status code.
             echo = payload[:2] if close.code != CloseCode.NO_STATUS_RCVD else b""
             self._write_frame(0x80 | _OP_CLOSE, echo)
-            self.close_sent = Close.parse(echo)
+            self.close_sent = Close(close.code, "")
             self.close_rcvd_then_sent = True
         elif self.close_rcvd_then_sent is None:
             self.close_rcvd_then_sent = False
