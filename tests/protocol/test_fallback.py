@@ -8,7 +8,9 @@ import sys
 
 HERE = pathlib.Path(__file__).parent
 PROBE = (
-    "from tether.protocol import fastpath, masking; print(masking.SPEEDUPS or fastpath.SPEEDUPS)"
+    "from tether.protocol import fastpath, handshake, masking; "
+    "print(masking.SPEEDUPS or fastpath.SPEEDUPS or handshake.scan_head is not "
+    "handshake.py_scan_head)"
 )
 
 

@@ -4,8 +4,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from tether.exceptions import InvalidMessage, SecurityError
+from tether.protocol import handshake
+from tether.protocol._speedups import scan_head as c_scan_head
 from tether.protocol.extensions.permessage_deflate import ServerPerMessageDeflateFactory
-from tether.protocol.handshake import quick_server_handshake, server_handshake
+from tether.protocol.handshake import py_scan_head, quick_server_handshake, server_handshake
 from tether.protocol.http11 import RequestParser
 from tether.protocol.limits import Limits
 from tether.types import Origin
@@ -51,7 +53,8 @@ def full_path(data, limits, extensions, origins):
 
 
 def check(data, limits=None, extensions=(), origins=None):
-    """Assert agreement; return the quick result."""
+    """Assert agreement (and the C scan's with Python's); return the quick result."""
+    assert c_scan_head(data) == py_scan_head(data)
     limits = limits or Limits()
     quick = quick_server_handshake(data, limits, extensions=extensions, origins=origins)
     if quick is not None:
@@ -256,3 +259,35 @@ def test_every_line_pool_request_is_reachable():
     # The property tests above are only meaningful if both outcomes happen.
     assert check(head(*LINES)) is not None
     assert check(head(*LINES, LINE_POOL[-1])) is None
+
+
+def test_speedups_selected():
+    assert handshake.scan_head is c_scan_head
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        head(*LINES),
+        head(b"X-" + b"n" * 1000 + b": v", *LINES),  # a long name
+        head(b"A:", b"b: \t x y \t", b"C:\t"),
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\n\r",
+        b"GET  HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nA: 1\r\na: 2\r\n\r\n",
+        b"GET / HTTP/1.1\r\nA 1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nA: 1\n\r\n",
+        b"GET / HTTP/1.1\r\n\r\n\r\n",
+        b"GET",
+        b"",
+    ],
+)
+def test_scan_head_c_and_python_agree(data):
+    assert c_scan_head(data) == py_scan_head(data)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=80))
+def test_scan_head_c_and_python_agree_on_any_bytes(tail):
+    for data in (tail, b"GET / HTTP/1.1\r\n" + tail, head(*LINES[:2]) + tail):
+        assert c_scan_head(data) == py_scan_head(data)

@@ -1,7 +1,7 @@
-/* Optional accelerator: payload masking and the common-case frame parser for
- * tether.protocol, and the common-case REPE header check for tether.rpc.repe.
- * The pure-Python fallbacks in masking.py, fastpath.py and repe.py give identical results
- * (tests check both). */
+/* Optional accelerator: payload masking, the common-case frame parser and the plain
+ * upgrade request scan for tether.protocol, and the common-case REPE header check for
+ * tether.rpc.repe. The pure-Python fallbacks in masking.py, fastpath.py, handshake.py
+ * and repe.py give identical results (tests check both). */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -361,7 +361,121 @@ repe_decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return PyObject_CallOneArg(fallback, data);
 }
 
+/* RFC 7230 3.2.6 tchar. */
+static int
+is_tchar(unsigned char c)
+{
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+        return 1;
+    }
+    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* scan_head(head) -> (target, fields) | None: see handshake.py's _py_scan_head. */
+static PyObject *
+scan_head(PyObject *self, PyObject *arg)
+{
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "scan_head() takes bytes");
+        return NULL;
+    }
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(arg);
+    Py_ssize_t n = PyBytes_GET_SIZE(arg);
+    Py_ssize_t i = 4;
+    if (n < 4 || memcmp(p, "GET ", 4) != 0) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t target_start = i;
+    while (i < n && p[i] >= 0x21 && p[i] <= 0x7e) {
+        i++;
+    }
+    Py_ssize_t target_end = i;
+    if (target_end == target_start || n - i < 11 || memcmp(p + i, " HTTP/1.1\r\n", 11) != 0) {
+        Py_RETURN_NONE;
+    }
+    i += 11;
+    PyObject *fields = PyDict_New();
+    if (fields == NULL) {
+        return NULL;
+    }
+    for (;;) {
+        if (n - i == 2 && p[i] == '\r' && p[i + 1] == '\n') {
+            break; /* the empty line ends the head, and the bytes */
+        }
+        Py_ssize_t name_start = i;
+        while (i < n && is_tchar(p[i])) {
+            i++;
+        }
+        Py_ssize_t name_len = i - name_start;
+        if (name_len == 0 || i >= n || p[i] != ':') {
+            goto decline;
+        }
+        i++;
+        Py_ssize_t value_start = i;
+        while (i < n && (p[i] == '\t' || (p[i] >= 0x20 && p[i] <= 0x7e))) {
+            i++;
+        }
+        Py_ssize_t value_end = i;
+        if (n - i < 2 || p[i] != '\r' || p[i + 1] != '\n') {
+            goto decline;
+        }
+        i += 2;
+        while (value_start < value_end && (p[value_start] == ' ' || p[value_start] == '\t')) {
+            value_start++;
+        }
+        while (value_end > value_start && (p[value_end - 1] == ' ' || p[value_end - 1] == '\t')) {
+            value_end--;
+        }
+        PyObject *key = PyBytes_FromStringAndSize(NULL, name_len);
+        if (key == NULL) {
+            goto error;
+        }
+        unsigned char *lower = (unsigned char *)PyBytes_AS_STRING(key);
+        for (Py_ssize_t k = 0; k < name_len; k++) {
+            unsigned char c = p[name_start + k];
+            lower[k] = (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+        }
+        int present = PyDict_Contains(fields, key);
+        if (present != 0) {
+            Py_DECREF(key);
+            if (present < 0) {
+                goto error;
+            }
+            goto decline; /* a repeated field */
+        }
+        PyObject *value = PyBytes_FromStringAndSize(
+            (const char *)p + value_start, value_end - value_start);
+        if (value == NULL || PyDict_SetItem(fields, key, value) < 0) {
+            Py_DECREF(key);
+            Py_XDECREF(value);
+            goto error;
+        }
+        Py_DECREF(key);
+        Py_DECREF(value);
+    }
+    PyObject *target = PyBytes_FromStringAndSize(
+        (const char *)p + target_start, target_end - target_start);
+    if (target == NULL) {
+        goto error;
+    }
+    PyObject *result = PyTuple_Pack(2, target, fields);
+    Py_DECREF(target);
+    Py_DECREF(fields);
+    return result;
+decline:
+    Py_DECREF(fields);
+    Py_RETURN_NONE;
+error:
+    Py_DECREF(fields);
+    return NULL;
+}
+
 static PyMethodDef speedups_methods[] = {
+    {"scan_head", scan_head, METH_O,
+     "scan_head(head) -> (target, fields) | None\n\n"
+     "Split a GET HTTP/1.1 request head of visible ASCII into its target and its fields\n"
+     "(lowercase name to value without surrounding whitespace); None if it is not one\n"
+     "or repeats a field name."},
     {"apply_mask", (PyCFunction)(void (*)(void))apply_mask, METH_VARARGS | METH_KEYWORDS,
      "apply_mask(data, mask, offset=0) -> bytes\n\n"
      "XOR data with the 4-byte mask, starting at mask position offset % 4."},

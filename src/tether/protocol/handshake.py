@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import http
 import operator
+import os
 import re
 import secrets
 from collections.abc import Callable, Sequence
@@ -350,6 +351,35 @@ _QUICK_HEAD_RE = re.compile(
 )
 _split_field = operator.methodcaller("partition", b":")
 _OWS = b" \t"  # optional whitespace around a field value (RFC 7230 3.2.3)
+
+
+def py_scan_head(head: bytes) -> tuple[bytes, dict[bytes, bytes]] | None:
+    """Split a request head the quick path takes into its target and its fields.
+
+    ``head`` must be all of a ``GET`` request for HTTP/1.1 whose header lines have token
+    names and values of visible ASCII, spaces and tabs, up to and including the empty
+    line. The fields map each lowercase name to its value without the whitespace around
+    it. ``None`` for anything else, and when a name appears twice.
+    """
+    match = _QUICK_HEAD_RE.fullmatch(head)
+    if match is None:
+        return None
+    lines = match.group(2).split(b"\r\n")
+    lines.pop()  # after the last CRLF
+    fields = {name.lower(): value.strip(_OWS) for name, _, value in map(_split_field, lines)}
+    if len(fields) != len(lines):
+        return None
+    return match.group(1), fields
+
+
+scan_head: Callable[[bytes], tuple[bytes, dict[bytes, bytes]] | None]
+if os.environ.get("TETHER_NO_SPEEDUPS") == "1":
+    scan_head = py_scan_head
+else:
+    try:
+        from ._speedups import scan_head
+    except ImportError:  # pragma: no cover
+        scan_head = py_scan_head
 _QUICK_KEY_RE = re.compile(rb"[A-Za-z0-9+/]{22}==")
 _GUID_BYTES = GUID.encode("ascii")
 
@@ -373,27 +403,22 @@ def quick_server_handshake(
     take the full path (:class:`~tether.protocol.http11.RequestParser` then
     :func:`server_handshake`), which also produces the error responses.
     """
-    match = _QUICK_HEAD_RE.fullmatch(head)
-    if match is None:
-        return None
     # Every line is shorter than the head, so within the line limits when the head is.
     if len(head) > limits.max_request_line or len(head) > limits.max_header_line:
         return None
-    lines = match.group(2).split(b"\r\n")
-    lines.pop()  # after the last CRLF
-    if len(lines) > limits.max_headers:
+    scanned = scan_head(head)
+    if scanned is None:
         return None
-    # The pattern checked the names and values; values keep their optional whitespace.
-    fields = {name.lower(): value for name, _, value in map(_split_field, lines)}
-    if len(fields) != len(lines):
-        return None  # a repeated field: the full path knows which repetitions are errors
+    target, fields = scanned
+    if len(fields) > limits.max_headers:
+        return None
     get = fields.get
-    key = get(b"sec-websocket-key", b"").strip(_OWS)
+    key = get(b"sec-websocket-key", b"")
     if (
         b"host" not in fields
-        or get(b"upgrade", b"").strip(_OWS).lower() != b"websocket"
-        or get(b"connection", b"").strip(_OWS).lower() != b"upgrade"
-        or get(b"sec-websocket-version", b"").strip(_OWS) != b"13"
+        or get(b"upgrade", b"").lower() != b"websocket"
+        or get(b"connection", b"").lower() != b"upgrade"
+        or get(b"sec-websocket-version") != b"13"
         or _QUICK_KEY_RE.fullmatch(key) is None
         or b"sec-websocket-protocol" in fields
         or b"content-length" in fields
@@ -402,7 +427,7 @@ def quick_server_handshake(
         return None
     if origins is not None:
         origin = get(b"origin")
-        if (None if origin is None else Origin(origin.strip(_OWS).decode())) not in origins:
+        if (None if origin is None else Origin(origin.decode())) not in origins:
             return None
     offer = get(b"sec-websocket-extensions")
     accepted: list[Extension] = []
@@ -414,9 +439,7 @@ def quick_server_handshake(
     ]
     if offer is not None and extensions:
         try:
-            accepted, response_params = _negotiate_extensions(
-                offer.strip(_OWS).decode(), extensions
-            )
+            accepted, response_params = _negotiate_extensions(offer.decode(), extensions)
         except _Refusal:
             return None
         if response_params:
@@ -425,7 +448,7 @@ def quick_server_handshake(
     if server_header is not None:
         lines.append(b"Server: %s\r\n" % server_header.encode("latin-1"))
     lines.append(b"\r\n")
-    return match.group(1).decode("ascii"), b"".join(lines), accepted
+    return target.decode(), b"".join(lines), accepted
 
 
 def client_request(
