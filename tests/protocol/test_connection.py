@@ -542,3 +542,34 @@ def test_send_prepared_only_where_a_shared_frame_fits():
     assert not client.can_send_prepared()
     assert client.send_prepared(frame) is False
     assert client.data_to_send() == []
+
+
+def read_like_a_transport(p, data, size):
+    """Deliver ``data`` in reads of ``size`` bytes through get_buffer or receive_data."""
+    view = memoryview(data)
+    while view:
+        buffer = p.get_buffer(len(view))
+        if buffer is None:
+            p.receive_data(view[:size])
+            view = view[size:]
+            continue
+        n = min(len(buffer), len(view), size)
+        buffer[:n] = view[:n]
+        p.buffer_updated(n)
+        view = view[n:]
+
+
+@pytest.mark.parametrize("size", [65536, 100_000, 262_144])
+def test_large_frames_in_reused_buffers_keep_their_payloads(size):
+    # Buffers for large frames are reused once their frame is parsed: the payloads
+    # handed out must not share memory with them.
+    p = Protocol(SERVER)
+    first, second, third = (bytes([n]) * 700_000 for n in (1, 2, 3))
+    stream = b"".join(from_client(Opcode.BINARY, m) for m in (first, second, third))
+    read_like_a_transport(p, stream, size)
+    received = p.events_received()
+    assert received == [first, second, third]
+    read_like_a_transport(p, from_client(Opcode.BINARY, second), size)
+    assert p.events_received() == [second]
+    assert received == [first, second, third]
+    assert p.get_buffer(-1) is None  # idle: no buffer held

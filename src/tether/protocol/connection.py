@@ -27,6 +27,7 @@ import codecs
 import enum
 import os
 import struct
+import threading
 from collections.abc import Sequence
 
 from ..exceptions import InvalidState, PayloadTooBig, ProtocolError
@@ -213,10 +214,7 @@ class Protocol:
             mv = data if isinstance(data, memoryview) else memoryview(data)
             consumed = self._parse(mv, len(mv))
             if consumed < len(mv) and not self._discard:
-                rest = mv[consumed:]
-                self._buf = bytearray(rest)
-                self._buf_len = len(rest)
-                self._check_partial(memoryview(self._buf), self._buf_len)
+                self._keep_partial(mv[consumed:])
 
     def get_buffer(self, sizehint: int = -1) -> memoryview | None:
         """Return a writable buffer to read into while a frame is incomplete.
@@ -233,7 +231,7 @@ class Protocol:
         target = max(need, self._buf_len + 65536) if need > 0 else self._buf_len + 65536
         if len(self._buf) < target:
             # A new bytearray, never a resize: a view of the old one may still be exported.
-            grown = bytearray(target)
+            grown = _take_buffer(target)
             grown[: self._buf_len] = memoryview(self._buf)[: self._buf_len]
             self._buf = grown
         return memoryview(self._buf)[self._buf_len :]
@@ -435,38 +433,36 @@ class Protocol:
         remaining = self._buf_len - consumed
         if remaining == 0:
             # Release the buffer while idle: a connection with nothing pending holds none.
+            mv.release()
             self._buf = bytearray()
             self._buf_len = 0
+            _give_back(buf)
         elif consumed:
             mv.release()
-            self._buf = bytearray(memoryview(buf)[consumed : self._buf_len])
-            self._buf_len = remaining
-            self._check_partial(memoryview(self._buf), remaining)
+            self._keep_partial(memoryview(buf)[consumed : self._buf_len])
+            _give_back(buf)
         else:
             self._check_partial(mv, remaining)
 
+    def _keep_partial(self, rest: memoryview) -> None:
+        """Keep the start of a frame, in a buffer with room for all of it if it is known.
+
+        A large frame is then read into that buffer to its end, with no second copy.
+        """
+        n = len(rest)
+        need = _frame_end(rest, n)
+        if need > n:
+            buf = _take_buffer(need)
+            buf[:n] = rest
+        else:
+            buf = bytearray(rest)
+        self._buf = buf
+        self._buf_len = n
+        self._check_partial(memoryview(buf), n)
+
     def _pending_frame_end(self) -> int:
         """Total bytes of the partial frame at the head of the buffer, or 0 if unknown."""
-        buf = self._buf
-        n = self._buf_len
-        if n < 2:
-            return 0
-        b1 = buf[1]
-        length = b1 & 0x7F
-        hlen = 2
-        if length == 126:
-            if n < 4:
-                return 0
-            (length,) = _unpack_h(buf, 2)
-            hlen = 4
-        elif length == 127:
-            if n < 10:
-                return 0
-            (length,) = _unpack_q(buf, 2)
-            hlen = 10
-        if b1 & 0x80:
-            hlen += 4
-        return int(hlen + length)
+        return _frame_end(self._buf, self._buf_len)
 
     def _parse(self, mv: memoryview, end: int) -> int:
         """Parse every complete frame in ``mv[:end]``; return how many bytes were used."""
@@ -760,3 +756,57 @@ class Protocol:
         if self.failure is None:
             self.failure = exc
         self.fail(exc.code, str(exc) if len(str(exc).encode()) <= 123 else "")
+
+
+def _frame_end(buf: bytearray | memoryview, n: int) -> int:
+    """Total bytes of the frame starting ``buf`` (``n`` bytes of it known), 0 if unknown."""
+    if n < 2:
+        return 0
+    b1 = buf[1]
+    length = b1 & 0x7F
+    hlen = 2
+    if length == 126:
+        if n < 4:
+            return 0
+        (length,) = _unpack_h(buf, 2)
+        hlen = 4
+    elif length == 127:
+        if n < 10:
+            return 0
+        (length,) = _unpack_q(buf, 2)
+        hlen = 10
+    if b1 & 0x80:
+        hlen += 4
+    return int(hlen + length)
+
+
+# Buffers for large frames, kept per thread after their frame is parsed (payloads are
+# copied out), so that the next large frame skips allocating, zero-filling and
+# page-faulting a fresh one. Connections hold one only while a frame is incomplete.
+_POOLED_MIN = 256 * 1024
+_POOLED_MAX = 64 * 1024 * 1024
+_POOL_SIZE = 4
+_pools = threading.local()
+
+
+def _take_buffer(size: int) -> bytearray:
+    """A buffer of at least ``size`` bytes (contents undefined)."""
+    if size >= _POOLED_MIN:
+        pool: list[bytearray] | None = getattr(_pools, "free", None)
+        if pool:
+            for index, buffer in enumerate(pool):
+                if len(buffer) >= size:
+                    del pool[index]
+                    return buffer
+    return bytearray(size)
+
+
+def _give_back(buffer: bytearray) -> None:
+    """Keep a large buffer nothing refers to any more for :func:`_take_buffer`."""
+    if not _POOLED_MIN <= len(buffer) <= _POOLED_MAX:
+        return
+    pool: list[bytearray] | None = getattr(_pools, "free", None)
+    if pool is None:
+        pool = _pools.free = []
+    if len(pool) < _POOL_SIZE:
+        pool.append(buffer)
