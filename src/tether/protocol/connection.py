@@ -27,7 +27,6 @@ import codecs
 import enum
 import os
 import struct
-import threading
 from collections.abc import Sequence
 
 from ..exceptions import InvalidState, PayloadTooBig, ProtocolError
@@ -780,33 +779,30 @@ def _frame_end(buf: bytearray | memoryview, n: int) -> int:
     return int(hlen + length)
 
 
-# Buffers for large frames, kept per thread after their frame is parsed (payloads are
-# copied out), so that the next large frame skips allocating, zero-filling and
-# page-faulting a fresh one. Connections hold one only while a frame is incomplete.
+# Buffers for large frames, kept after their frame is parsed (payloads are copied out),
+# so that the next large frame skips allocating, zero-filling and page-faulting a fresh
+# one. Connections hold one only while a frame is incomplete. list.pop and list.append
+# are atomic, so threads with their own event loops may share the pool.
 _POOLED_MIN = 256 * 1024
 _POOLED_MAX = 64 * 1024 * 1024
 _POOL_SIZE = 4
-_pools = threading.local()
+_pool: list[bytearray] = []
 
 
 def _take_buffer(size: int) -> bytearray:
     """A buffer of at least ``size`` bytes (contents undefined)."""
-    if size >= _POOLED_MIN:
-        pool: list[bytearray] | None = getattr(_pools, "free", None)
-        if pool:
-            for index, buffer in enumerate(pool):
-                if len(buffer) >= size:
-                    del pool[index]
-                    return buffer
+    if size >= _POOLED_MIN and _pool:
+        try:
+            buffer = _pool.pop()
+        except IndexError:  # pragma: no cover - another thread took the last one
+            return bytearray(size)
+        if len(buffer) >= size:
+            return buffer
+        _give_back(buffer)
     return bytearray(size)
 
 
 def _give_back(buffer: bytearray) -> None:
     """Keep a large buffer nothing refers to any more for :func:`_take_buffer`."""
-    if not _POOLED_MIN <= len(buffer) <= _POOLED_MAX:
-        return
-    pool: list[bytearray] | None = getattr(_pools, "free", None)
-    if pool is None:
-        pool = _pools.free = []
-    if len(pool) < _POOL_SIZE:
-        pool.append(buffer)
+    if _POOLED_MIN <= len(buffer) <= _POOLED_MAX and len(_pool) < _POOL_SIZE:
+        _pool.append(buffer)
