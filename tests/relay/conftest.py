@@ -104,6 +104,30 @@ def secured_redis(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def tls_redis(tmp_path_factory):
+    """A redis-server that also listens with TLS, with a certificate for 127.0.0.1."""
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    folder = tmp_path_factory.mktemp("redis-tls")
+    ca_path, cert_path, key_path = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
+    ca.cert_pem.write_to_path(ca_path)
+    cert.cert_chain_pems[0].write_to_path(cert_path)
+    cert.private_key_pem.write_to_path(key_path)
+    tls_port = _free_port()
+    server = RedisServer(
+        "--tls-port", str(tls_port), "--tls-cert-file", str(cert_path),
+        "--tls-key-file", str(key_path), "--tls-ca-cert-file", str(ca_path),
+        "--tls-auth-clients", "no",
+    )  # fmt: skip
+    server.tls_port, server.ca_path = tls_port, ca_path
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def redis_url(redis_server):
     if redis_server.process is None:  # a test stopped it

@@ -152,9 +152,36 @@ async def test_script_cache_flushed(redis_url):
         assert [(await c.recv())["offset"] for _ in range(2)] == [1, 2]
 
 
-def test_tls_urls_are_refused():
-    with pytest.raises(ValueError, match="TLS"):
-        RedisBackend("rediss://127.0.0.1:6380/0")
+async def test_tls(tls_redis):
+    url = f"rediss://127.0.0.1:{tls_redis.tls_port}/0?ssl_ca_certs={tls_redis.ca_path}"
+    relay = Relay(RelayConfig(), backend=RedisBackend(url))
+    async with relay, serving(relay) as server, client(server.url) as c:
+        await c.subscribe("secure")
+        offset = await relay.push("secure", "hi", 1)
+        assert await c.recv() == {
+            "type": "push",
+            "topic": "secure",
+            "event": "hi",
+            "payload": 1,
+            "offset": offset,
+        }
+        # Presence goes through redis-py, over TLS too.
+        await relay.track("secure", "me", {"x": 1})
+        assert await relay.presence("secure") == {"me": {"x": 1}}
+
+
+async def test_tls_with_an_untrusted_certificate_is_refused(tls_redis):
+    # Without the test CA, the server's certificate does not verify.
+    events = []
+    backend = RedisBackend(f"rediss://127.0.0.1:{tls_redis.tls_port}/0", connect_timeout=0.5)
+    await backend.start(lambda topic, data: None, events.append)
+    try:
+        assert events[0].kind == "disconnected"
+        assert "CERTIFICATE_VERIFY_FAILED" in events[0].error
+        with pytest.raises(BackendError, match="CERTIFICATE_VERIFY_FAILED"):
+            await backend.publish("t", "{}")
+    finally:
+        await backend.close()
 
 
 class FakeRedis:

@@ -27,7 +27,8 @@ connections of their own (:mod:`.resp`): a publish is one write and one reply wi
 pooling or retry layers, and every message that arrives in one read is handed to the
 relay in that read, so that pushes that arrive together are written together. Presence
 and history go through ``redis-py``. The URL may name a TCP or a Unix socket address
-(``redis://`` or ``unix://``), not TLS (``rediss://``).
+(``redis://``, ``unix://``) or TLS (``rediss://``, whose ``ssl_*`` settings the backend's
+own connections take from redis-py, so both verify the server the same way).
 """
 
 from __future__ import annotations
@@ -163,8 +164,6 @@ class RedisBackend:
         reconnect_max: float = 2.0,
         connect_timeout: float = 2.0,
     ) -> None:
-        if url.startswith("rediss://"):
-            raise ValueError("the redis backend does not speak TLS: use redis:// or unix://")
         self.url = url
         self.prefix = prefix
         self.presence_ttl = presence_ttl
@@ -262,7 +261,8 @@ class RedisBackend:
         Raises:
             ConnectionError, OSError, TimeoutError: Redis is unreachable or refused.
         """
-        settings = self._redis.connection_pool.connection_kwargs
+        pool = self._redis.connection_pool
+        settings = pool.connection_kwargs
         loop = asyncio.get_running_loop()
         lane = _Lane()
         async with asyncio.timeout(self.connect_timeout):
@@ -270,7 +270,9 @@ class RedisBackend:
                 await loop.create_unix_connection(lambda: lane, settings["path"])
             else:
                 host, port = settings.get("host", "localhost"), settings.get("port", 6379)
-                await loop.create_connection(lambda: lane, host, port)
+                tls = getattr(pool.connection_class(**settings), "ssl_context", None)
+                context = None if tls is None else tls.get()
+                await loop.create_connection(lambda: lane, host, port, ssl=context)
             setup: list[tuple[Any, ...]] = []
             if settings.get("password"):
                 username = settings.get("username")
