@@ -487,11 +487,6 @@ class _HandshakeDeadlines:
             del deadlines[connection]
             connection._handshake_timeout()
 
-    def cancel(self) -> None:
-        if self.handle is not None:
-            self.handle.cancel()
-            self.handle = None
-
 
 class Server:
     """A running WebSocket server.

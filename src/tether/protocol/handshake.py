@@ -380,8 +380,6 @@ else:
         from ._speedups import scan_head
     except ImportError:  # pragma: no cover
         scan_head = py_scan_head
-_QUICK_KEY_RE = re.compile(rb"[A-Za-z0-9+/]{22}==")
-_GUID_BYTES = GUID.encode("ascii")
 
 
 def quick_server_handshake(
@@ -419,7 +417,7 @@ def quick_server_handshake(
         or get(b"upgrade", b"").lower() != b"websocket"
         or get(b"connection", b"").lower() != b"upgrade"
         or get(b"sec-websocket-version") != b"13"
-        or _QUICK_KEY_RE.fullmatch(key) is None
+        or not _valid_key(key.decode())
         or b"sec-websocket-protocol" in fields
         or b"content-length" in fields
         or b"transfer-encoding" in fields
@@ -433,9 +431,7 @@ def quick_server_handshake(
     accepted: list[Extension] = []
     lines = [
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Accept: "
-        + base64.b64encode(hashlib.sha1(key + _GUID_BYTES, usedforsecurity=False).digest())
-        + b"\r\n"
+        b"Sec-WebSocket-Accept: %s\r\n" % accept_key(key.decode()).encode()
     ]
     if offer is not None and extensions:
         try:

@@ -73,16 +73,16 @@ _PUBLISH_RECORDED_SHA = hashlib.sha1(_PUBLISH_RECORDED.encode(), usedforsecurity
 class _Lane(asyncio.Protocol):
     """One connection speaking RESP: pipelined commands, or a pub/sub subscription.
 
-    Replies answer the oldest pending :meth:`call`; once ``on_push`` is given (pub/sub
-    mode) every reply goes to it instead. When the connection ends, pending calls fail
+    Replies answer the oldest pending :meth:`call`; after :meth:`subscribe_mode` (pub/sub)
+    every reply goes to its callback instead. When the connection ends, pending calls fail
     with :class:`ConnectionError` and :attr:`lost` is resolved.
     """
 
-    def __init__(self, on_push: Callable[[Reply], None] | None = None) -> None:
+    def __init__(self) -> None:
         loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.lost: asyncio.Future[None] = loop.create_future()
-        self._on_push = on_push
+        self._on_push: Callable[[Reply], None] | None = None
         self._parser = RespParser()
         self._waiters: collections.deque[asyncio.Future[Reply]] = collections.deque()
 
