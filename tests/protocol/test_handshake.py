@@ -35,6 +35,15 @@ from tether.protocol.uri import parse_uri
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+# The 101 answering the RFC's sample key, with the default Server header.
+RFC_RESPONSE = (
+    b"HTTP/1.1 101 Switching Protocols\r\n"
+    b"Upgrade: websocket\r\n"
+    b"Connection: Upgrade\r\n"
+    b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+    b"Server: tether\r\n"
+    b"\r\n"
+)
 
 
 # Test-only extension: "x-test" with an optional "level" parameter the server echoes.
@@ -224,14 +233,7 @@ def test_server_handshake_rfc_sample():
     assert handshake.error is None
     assert handshake.subprotocol is None
     assert handshake.extensions == []
-    assert handshake.response.serialize() == (
-        b"HTTP/1.1 101 Switching Protocols\r\n"
-        b"Upgrade: websocket\r\n"
-        b"Connection: Upgrade\r\n"
-        b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
-        b"Server: tether\r\n"
-        b"\r\n"
-    )
+    assert handshake.response.serialize() == RFC_RESPONSE
 
 
 def test_server_handshake_without_server_header():

@@ -12,7 +12,7 @@ from tether.protocol.http11 import RequestParser
 from tether.protocol.limits import Limits
 from tether.types import Origin
 
-from .test_handshake import XTest, XTestServerFactory
+from .test_handshake import RFC_RESPONSE, XTest, XTestServerFactory
 
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
@@ -23,14 +23,6 @@ LINES = [
     b"Sec-WebSocket-Key: " + KEY,
     b"Sec-WebSocket-Version: 13",
 ]
-RFC_RESPONSE = (
-    b"HTTP/1.1 101 Switching Protocols\r\n"
-    b"Upgrade: websocket\r\n"
-    b"Connection: Upgrade\r\n"
-    b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
-    b"Server: tether\r\n"
-    b"\r\n"
-)
 
 
 def head(*lines, start=b"GET /chat HTTP/1.1"):

@@ -122,17 +122,22 @@ async def test_password_database_and_unix_socket(secured_redis):
             await direct.aclose()
 
 
-async def test_wrong_password_is_reported(secured_redis):
+async def assert_refused(url, reason):
+    """The backend reports ``reason`` as a disconnection at start and on every command."""
     events = []
-    backend = RedisBackend(f"redis://:wrong@127.0.0.1:{secured_redis.port}/0", connect_timeout=0.5)
+    backend = RedisBackend(url, connect_timeout=0.5)
     await backend.start(lambda topic, data: None, events.append)
     try:
         assert events[0].kind == "disconnected"
-        assert "AUTH refused" in events[0].error
-        with pytest.raises(BackendError, match="AUTH refused"):
+        assert reason in events[0].error
+        with pytest.raises(BackendError, match=reason):
             await backend.publish("t", "{}")
     finally:
         await backend.close()
+
+
+async def test_wrong_password_is_reported(secured_redis):
+    await assert_refused(f"redis://:wrong@127.0.0.1:{secured_redis.port}/0", "AUTH refused")
 
 
 async def test_script_cache_flushed(redis_url):
@@ -172,16 +177,8 @@ async def test_tls(tls_redis):
 
 async def test_tls_with_an_untrusted_certificate_is_refused(tls_redis):
     # Without the test CA, the server's certificate does not verify.
-    events = []
-    backend = RedisBackend(f"rediss://127.0.0.1:{tls_redis.tls_port}/0", connect_timeout=0.5)
-    await backend.start(lambda topic, data: None, events.append)
-    try:
-        assert events[0].kind == "disconnected"
-        assert "CERTIFICATE_VERIFY_FAILED" in events[0].error
-        with pytest.raises(BackendError, match="CERTIFICATE_VERIFY_FAILED"):
-            await backend.publish("t", "{}")
-    finally:
-        await backend.close()
+    url = f"rediss://127.0.0.1:{tls_redis.tls_port}/0"
+    await assert_refused(url, "CERTIFICATE_VERIFY_FAILED")
 
 
 class FakeRedis:
