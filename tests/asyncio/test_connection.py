@@ -716,3 +716,74 @@ async def test_a_failing_message_sink_fails_only_its_connection(caplog):
             await ws.send("still serving")
             assert await ws.recv() == "still serving"
     assert "message sink failed" in caplog.text
+
+
+def record_sendmsg(monkeypatch, fail_first=None):
+    """Record each ``sendmsg``: the sizes of its pieces and how many bytes it sent.
+
+    With ``fail_first``, the first call raises that exception instead of sending.
+    """
+    calls = []
+    real = socket.socket.sendmsg
+
+    def recording(sock, buffers, *args):
+        buffers = list(buffers)
+        if fail_first is not None and not calls:
+            calls.append(([len(b) for b in buffers], fail_first))
+            raise fail_first
+        sent = real(sock, buffers, *args)
+        calls.append(([len(b) for b in buffers], sent))
+        return sent
+
+    monkeypatch.setattr(socket.socket, "sendmsg", recording)
+    return calls
+
+
+async def test_a_large_frame_leaves_in_one_system_call(monkeypatch):
+    # Header and payload go out in one sendmsg (no copy to join them), from the
+    # client (masked, 14-byte header) and from the server (10-byte header).
+    calls = record_sendmsg(monkeypatch)
+    payload = bytes(range(256)) * 2500
+    async with serve(echo, "127.0.0.1", 0, compression=None) as server:
+        async with connect(url(server), compression=None) as ws:
+            await ws.send(payload)
+            assert await ws.recv() == payload
+    assert ([14, len(payload)], 14 + len(payload)) in calls
+    assert ([10, len(payload)], 10 + len(payload)) in calls
+
+
+async def test_what_the_kernel_does_not_take_is_written_later(monkeypatch):
+    # The client stops reading after one message: a sendmsg takes part of a message,
+    # the transport buffers the rest, and later messages queue behind it.
+    calls = record_sendmsg(monkeypatch)
+    messages = [bytes([n]) * 4_000_000 for n in range(4)]
+
+    async def handler(ws):
+        for message in messages:
+            await ws.send(message)
+        await ws.wait_closed()
+
+    def partial_sends():
+        return [sent for sizes, sent in calls if sizes == [10, 4_000_000] and sent < 4_000_010]
+
+    unlimited = Limits(max_message_size=None, max_frame_size=None)
+    async with serve(handler, "127.0.0.1", 0, compression=None, limits=unlimited) as server:
+        async with connect(
+            url(server), compression=None, limits=unlimited, max_queue=(65536, 16384)
+        ) as ws:
+            await until(partial_sends)
+            assert [await ws.recv() for _ in messages] == messages
+
+
+@pytest.mark.parametrize("error", [BlockingIOError(), ConnectionResetError()])
+async def test_a_failed_sendmsg_leaves_the_data_to_the_transport(monkeypatch, error):
+    calls = record_sendmsg(monkeypatch, fail_first=error)
+    payload = b"z" * 200_000
+    async with serve(echo, "127.0.0.1", 0, compression=None) as server:
+        async with connect(url(server), compression=None) as ws:
+            await ws.send(payload)
+            assert await ws.recv() == payload
+            await ws.send(payload)
+            assert await ws.recv() == payload
+    assert calls[0][1] is error
+    assert len(calls) == 4  # the later frames went out through sendmsg again

@@ -573,3 +573,29 @@ def test_large_frames_in_reused_buffers_keep_their_payloads(size):
     assert p.events_received() == [second]
     assert received == [first, second, third]
     assert p.get_buffer(-1) is None  # idle: no buffer held
+
+
+def test_a_stream_of_large_messages_takes_one_read_per_message():
+    # A reader that fills whatever buffer it is offered (the kernel with everything
+    # queued): the read that completes one large frame brings the start of the next,
+    # so after the first message each message costs one read, not two.
+    messages = [bytes([n]) * 500_000 for n in range(8)]
+    stream = memoryview(b"".join(from_client(Opcode.BINARY, m) for m in messages))
+    p = Protocol(SERVER, limits=Limits(max_frame_size=None, max_message_size=None))
+    shared = bytearray(262_144)
+    reads = 0
+    received = []
+    while stream:
+        reads += 1
+        buffer = p.get_buffer(-1)
+        if buffer is None:
+            n = min(len(shared), len(stream))
+            p.receive_data(stream[:n])
+        else:
+            n = min(len(buffer), len(stream))
+            buffer[:n] = stream[:n]
+            p.buffer_updated(n)
+        stream = stream[n:]
+        received += p.events_received()
+    assert received == messages
+    assert reads <= len(messages) + 1

@@ -15,8 +15,10 @@ import asyncio
 import collections
 import logging
 import os
+import socket
 import threading
 import weakref
+from asyncio import selector_events
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -832,18 +834,63 @@ _COALESCE_FRAMES = 16
 
 
 def _write_coalesced(transport: asyncio.Transport, chunks: list[bytes]) -> None:
-    """Write many frames with as few ``transport.write`` calls as possible."""
+    """Write many frames with as few system calls as possible.
+
+    Small chunks are joined; a large one is written as it is. On asyncio's own socket
+    transport with nothing buffered, the pieces go out in one ``sendmsg`` call (a large
+    frame's header and payload in one system call, with no copy to join them) and the
+    transport gets only what the kernel did not take.
+    """
+    pieces: list[bytes | memoryview] = []
     small: list[bytes] = []
     for chunk in chunks:
         if len(chunk) < _LARGE_CHUNK:
             small.append(chunk)
             continue
         if small:
-            transport.write(b"".join(small))
+            pieces.append(small[0] if len(small) == 1 else b"".join(small))
             small = []
-        transport.write(chunk)
+        pieces.append(chunk)
     if small:
-        transport.write(small[0] if len(small) == 1 else b"".join(small))
+        pieces.append(small[0] if len(small) == 1 else b"".join(small))
+    if (
+        len(pieces) > 1
+        and type(transport) is _SELECTOR_TRANSPORT
+        and not transport.get_write_buffer_size()
+        and not transport.is_closing()
+    ):
+        pieces = _send_vectored(cast(Any, transport)._sock, pieces)
+    for piece in pieces:
+        transport.write(piece)
+
+
+# asyncio's socket transport on the selector loop (the default loop on Unix).
+_SELECTOR_TRANSPORT: type | None = getattr(selector_events, "_SelectorSocketTransport", None)
+
+# Pieces per sendmsg call (Linux's IOV_MAX is 1024).
+_MAX_IOV = 64
+
+
+def _send_vectored(
+    sock: socket.socket, pieces: list[bytes | memoryview]
+) -> list[bytes | memoryview]:
+    """Send ``pieces`` with one ``sendmsg``; return what was not sent, in order.
+
+    Errors are left to the transport: writing the rest meets them again and reports
+    them the transport's way.
+    """
+    try:
+        sent = sock.sendmsg(pieces[:_MAX_IOV])
+    except OSError:  # BlockingIOError included: the socket's buffer is full
+        return pieces
+    index = 0
+    while index < len(pieces) and sent >= len(pieces[index]):
+        sent -= len(pieces[index])
+        index += 1
+    rest = pieces[index:]
+    if sent:
+        rest[0] = memoryview(rest[0])[sent:]
+    return rest
 
 
 def _select_extensions(

@@ -8,7 +8,12 @@
 #include <stdint.h>
 #include <string.h>
 
-/* XOR n bytes of in with the 4-byte key m, starting at key position offset % 4. */
+/* XOR n bytes of in with the 4-byte key m, starting at key position offset % 4.
+ * Where the compiler and the C library can pick a version per CPU at load time, an AVX2
+ * build of the same loop (wider vectors) is used on CPUs that have it. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+__attribute__((target_clones("avx2", "default")))
+#endif
 static void
 xor_mask(const unsigned char *in, unsigned char *out, Py_ssize_t n,
          const unsigned char *m, Py_ssize_t offset)

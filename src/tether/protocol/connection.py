@@ -227,7 +227,10 @@ class Protocol:
         if not self._buf_len:
             return None
         need = self._pending_frame_end()
-        target = max(need, self._buf_len + 65536) if need > 0 else self._buf_len + 65536
+        # Room beyond the frame's end too: the read that completes a large frame also
+        # brings the start of the next one, so a stream of large messages takes one read
+        # per message rather than two.
+        target = max(need, self._buf_len) + _READ_AHEAD
         if len(self._buf) < target:
             # A new bytearray, never a resize: a view of the old one may still be exported.
             grown = _take_buffer(target)
@@ -451,7 +454,7 @@ class Protocol:
         n = len(rest)
         need = _frame_end(rest, n)
         if need > n:
-            buf = _take_buffer(need)
+            buf = _take_buffer(need + _READ_AHEAD)
             buf[:n] = rest
         else:
             buf = bytearray(rest)
@@ -784,6 +787,8 @@ def _frame_end(buf: bytearray | memoryview, n: int) -> int:
 # one. Connections hold one only while a frame is incomplete. list.pop and list.append
 # are atomic, so threads with their own event loops may share the pool.
 _POOLED_MIN = 256 * 1024
+# Room a read into a partial frame's buffer has beyond the frame's end.
+_READ_AHEAD = 65536
 _POOLED_MAX = 64 * 1024 * 1024
 _POOL_SIZE = 4
 _pool: list[bytearray] = []
