@@ -2,7 +2,9 @@
 
 Each measurement starts a fresh server process (``benchmarks/servers/NAME_server.py``)
 pinned to CPU 0 and a load generator process (``benchmarks/loadgen.py``) pinned to CPU 1,
-both with ``taskset`` when it is available. Results also go to
+both with ``taskset`` when it is available. The throughput scenarios are measured in
+three rounds (``--rounds``), every server once per round, and each figure is the median
+of its rounds; the table shows the spread. Results also go to
 ``benchmarks/results/latest.md`` with the machine and the library versions.
 
 Usage::
@@ -63,6 +65,10 @@ RPC_SCENARIOS = {8, 9, 10}
 # Scenario -> (engine scenario it is compared with, target ratio).
 RPC_TARGETS: dict[int, tuple[int, float]] = {8: (1, 0.5), 10: (4, 0.8)}
 LOWER_IS_BETTER = {5, 7}
+# Throughput scenarios are measured in rounds (every server once per round, one after the
+# other) and each figure is the median of its rounds: on a shared VM one figure can move
+# by 10-20% from one minute to the next. Memory (5) and capacity (7) are measured once.
+ROUNDED_SCENARIOS = {1, 2, 3, 4, 6, 8, 9, 10}
 
 # Scenario -> (peer to compare with, or None for the best peer; target ratio; kind).
 TARGETS: dict[int, tuple[str | None, float, str]] = {
@@ -88,6 +94,36 @@ class Result:
     gen_cpu: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     failure: str = ""
+    rounds: list[float] = field(default_factory=list)
+
+
+def median_of_rounds(rounds: list[Result]) -> Result:
+    """The round with the median figure, carrying every round's figure and errors.
+
+    Failed rounds count as errors; the figure is the median of the rounds that produced
+    one (with an even count, the lower of the two middle ones).
+    """
+    measured = sorted((r for r in rounds if r.value is not None), key=lambda r: r.value or 0.0)
+    errors = sum(r.errors for r in rounds)
+    if not measured:
+        failed = rounds[-1]
+        return Result(
+            failed.scenario, failed.server, failed.loop, None, "", errors, failure=failed.failure
+        )
+    middle = measured[(len(measured) - 1) // 2]
+    values = [r.value for r in rounds if r.value is not None]
+    return Result(
+        middle.scenario,
+        middle.server,
+        middle.loop,
+        middle.value,
+        middle.unit,
+        errors=errors,
+        srv_cpu=middle.srv_cpu,
+        gen_cpu=middle.gen_cpu,
+        extra=middle.extra,
+        rounds=values if len(rounds) > 1 else [],
+    )
 
 
 # Processes
@@ -299,6 +335,12 @@ def ratio_cell(results: list[Result], r: Result) -> str:
     return f"{r.value / peer.value:.2f}x {peer.server}"
 
 
+def rounds_cell(r: Result) -> str:
+    if len(r.rounds) < 2:
+        return ""
+    return f"{format_value(min(r.rounds))}-{format_value(max(r.rounds))}"
+
+
 def cpu_cell(value: float | None) -> str:
     if value is None or value < 0:
         return ""
@@ -307,9 +349,9 @@ def cpu_cell(value: float | None) -> str:
 
 def table(results: list[Result]) -> str:
     rows = [
-        "| # | scenario | server | loop | result | unit | vs best peer | target (tether) "
-        "| server CPU | loadgen CPU |",
-        "|---|---|---|---|---:|---|---|---|---:|---:|",
+        "| # | scenario | server | loop | result | unit | rounds (min-max) | vs best peer "
+        "| target (tether) | server CPU | loadgen CPU |",
+        "|---|---|---|---|---:|---|---:|---|---|---:|---:|",
     ]
     order = {name: i for i, name in enumerate((*LIBRARIES, CALIBRATION))}
     for r in sorted(results, key=lambda r: (r.scenario, r.loop, order[r.server])):
@@ -325,7 +367,8 @@ def table(results: list[Result]) -> str:
         server = r.server if r.server != CALIBRATION else "raw (calibration)"
         rows.append(
             f"| {r.scenario} | {SCENARIO_NAMES[r.scenario]} | {server} | {r.loop} | {value} "
-            f"| {unit} | {ratio_cell(results, r)} | {target_cell(results, r)} "
+            f"| {unit} | {rounds_cell(r)} | {ratio_cell(results, r)} "
+            f"| {target_cell(results, r)} "
             f"| {cpu_cell(r.srv_cpu)} | {cpu_cell(r.gen_cpu)} |"
         )
     return "\n".join(rows)
@@ -364,6 +407,8 @@ def report(args: argparse.Namespace, results: list[Result], pinned: bool, took: 
         f"- pinning: {'server on CPU 0, load generator on CPU 1' if pinned else 'none'}",
         f"- command: `{' '.join(['python', 'benchmarks/run.py', *sys.argv[1:]])}`",
         f"- measured {args.duration:g} s per figure after {args.warmup:g} s of warm-up; "
+        f"scenarios {', '.join(str(n) for n in sorted(ROUNDED_SCENARIOS))}: the median of "
+        f"{args.rounds} rounds (servers one after the other in each round); "
         f"fan-out {args.clients} clients x {args.messages} messages; broadcast "
         f"{args.peers} peers x {args.notifies} notifies; memory "
         f"{args.memory_connections} connections; capacity {args.capacity_connections} "
@@ -391,6 +436,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--peers", type=int, default=1000, help="broadcast peers (10)")
     parser.add_argument("--notifies", type=int, default=200, help="broadcasts per round (10)")
     parser.add_argument("--memory-connections", type=int, default=5000)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of the throughput scenarios (median)"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
     args = parser.parse_args(argv)
@@ -401,6 +449,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.capacity_connections, args.capacity_seconds = 1000, 8.0
     if args.quick:
         args.duration, args.warmup = 1.0, 0.2
+        args.rounds = 1
         args.clients, args.messages = 50, 200
         args.peers, args.notifies = 200, 50
         args.memory_connections = 200
@@ -430,24 +479,31 @@ def main(argv: list[str] | None = None) -> None:
             loops.remove("uvloop")
     started = time.monotonic()
     results: list[Result] = []
-    # Scenario by scenario, every server one after the other: the VM's speed drifts over
-    # minutes, and the ratios compare figures taken within seconds of each other.
+    # Scenario by scenario, every server one after the other (and again in each round):
+    # the VM's speed drifts over minutes, and the ratios compare figures taken within
+    # seconds of each other.
     for loop in loops:
         for scenario in args.scenario_list:
-            for server in args.server_list:
-                if server == CALIBRATION and scenario not in RAW_SCENARIOS:
-                    continue
-                if scenario in RPC_SCENARIOS and server not in args.has_rpc:
-                    continue
-                result = measure(args, scenario, server, loop, pins)
-                shown = "failed" if result.value is None else format_value(result.value)
-                print(
-                    f"  [{time.monotonic() - started:5.0f} s] {scenario} {server:<10} "
-                    f"{loop:<7} {shown} {result.unit}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                results.append(result)
+            servers = [
+                server
+                for server in args.server_list
+                if not (server == CALIBRATION and scenario not in RAW_SCENARIOS)
+                and not (scenario in RPC_SCENARIOS and server not in args.has_rpc)
+            ]
+            rounds = args.rounds if scenario in ROUNDED_SCENARIOS else 1
+            measured: dict[str, list[Result]] = {server: [] for server in servers}
+            for _ in range(rounds):
+                for server in servers:
+                    result = measure(args, scenario, server, loop, pins)
+                    shown = "failed" if result.value is None else format_value(result.value)
+                    print(
+                        f"  [{time.monotonic() - started:5.0f} s] {scenario} {server:<10} "
+                        f"{loop:<7} {shown} {result.unit}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    measured[server].append(result)
+            results += [median_of_rounds(measured[server]) for server in servers]
     text = report(args, results, bool(pins[0]), time.monotonic() - started)
     print(table(results))
     args.output.parent.mkdir(parents=True, exist_ok=True)

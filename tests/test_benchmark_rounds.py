@@ -1,0 +1,55 @@
+"""The benchmark harness's rounds: each figure is the median round, with the spread shown."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def run():
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
+    spec = importlib.util.spec_from_file_location("bench_run", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_run"] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules["bench_run"]
+
+
+def result(run, value, errors=0, cpu=0.5):
+    if value is None:
+        return run.Result(6, "tether", "asyncio", None, "", errors=1, failure="boom")
+    return run.Result(6, "tether", "asyncio", value, "conn/s", errors=errors, srv_cpu=cpu)
+
+
+def test_the_median_round_gives_the_figure_and_its_cpu(run):
+    rounds = [result(run, 3000.0, cpu=0.9), result(run, 2500.0, cpu=0.7), result(run, 3300.0)]
+    combined = run.median_of_rounds(rounds)
+    assert combined.value == 3000.0
+    assert combined.srv_cpu == 0.9
+    assert combined.rounds == [3000.0, 2500.0, 3300.0]
+    assert run.rounds_cell(combined) == "2,500-3,300"
+
+
+def test_failed_rounds_count_as_errors_and_the_rest_still_give_a_figure(run):
+    rounds = [result(run, None), result(run, 2000.0, errors=2), result(run, 1000.0)]
+    combined = run.median_of_rounds(rounds)
+    assert combined.value == 1000.0  # the lower middle of two measured rounds
+    assert combined.errors == 3
+    all_failed = run.median_of_rounds([result(run, None), result(run, None)])
+    assert all_failed.value is None
+    assert all_failed.failure == "boom"
+    assert all_failed.errors == 2
+
+
+def test_a_single_round_shows_no_spread(run):
+    combined = run.median_of_rounds([result(run, 42.0)])
+    assert combined.value == 42.0
+    assert combined.rounds == []
+    assert run.rounds_cell(combined) == ""
