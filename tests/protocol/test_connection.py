@@ -599,3 +599,28 @@ def test_a_stream_of_large_messages_takes_one_read_per_message():
         received += p.events_received()
     assert received == messages
     assert reads <= len(messages) + 1
+
+
+def test_open_moves_a_connecting_protocol_to_open_with_its_extensions():
+    from tether.protocol.extensions.permessage_deflate import PerMessageDeflate
+
+    plain = Protocol(SERVER, state=State.CONNECTING)
+    with pytest.raises(InvalidState, match="CONNECTING"):
+        plain.send_binary(b"x")
+    plain.open()
+    assert plain.state is State.OPEN
+    plain.send_binary(b"x")
+    assert plain.data_to_send() == [b"\x82\x01x"]
+    with pytest.raises(InvalidState, match="cannot open in state OPEN"):
+        plain.open()
+
+    compressed = Protocol(SERVER, state=State.CONNECTING)
+    deflate = PerMessageDeflate(False, False, 15, 15)
+    compressed.open([deflate])
+    assert compressed.extensions == [deflate]
+    compressed.send_binary(b"aaaaaaaaaa")
+    (frame,) = compressed.data_to_send()
+    assert frame[0] == 0xC2  # FIN, RSV1 (compressed), binary
+    too_many = Protocol(CLIENT, state=State.CONNECTING)
+    with pytest.raises(ValueError, match="at most one extension"):
+        too_many.open([deflate, deflate])

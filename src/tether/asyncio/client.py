@@ -117,8 +117,7 @@ class ClientConnection(Connection):
             self.transport.close()
 
     def _open(self, extensions: list[Any], subprotocol: Subprotocol | None) -> None:
-        old = self.protocol
-        self.protocol = Protocol(CLIENT, limits=old.limits, extensions=extensions)
+        self.protocol.open(extensions)
         self.subprotocol = subprotocol
         self._start()
         leftover, self._leftover = self._leftover, b""

@@ -325,8 +325,8 @@ class ServerConnection(Connection):
         self.subprotocol = subprotocol
         self.path = path
         self.query = query
-        protocol = Protocol(SERVER, limits=self.server.options.limits, extensions=extensions)
-        self.protocol = protocol
+        protocol = self.protocol
+        protocol.open(extensions)
         transport = self.transport
         assert transport is not None
         transport.write(response)

@@ -143,11 +143,7 @@ class Protocol:
         self.side = side
         self.state = state
         self.limits = limits = limits if limits is not None else Limits()
-        self.extensions = list(extensions)
-        self._ext: Extension | None = self.extensions[0] if self.extensions else None
-        if len(self.extensions) > 1:
-            raise ValueError("at most one extension is supported")
-        self._rsv1_ok = self._ext is not None and self._ext.rsv1
+        self._set_extensions(extensions)
 
         self.max_message_size = limits.max_message_size
         self.max_frame_size = limits.max_frame_size
@@ -191,6 +187,24 @@ class Protocol:
         """The error that failed the connection, if the peer broke the protocol."""
         self.failure_pending = False
         """A protocol error waits for the application to consume earlier messages."""
+
+    def _set_extensions(self, extensions: Sequence[Extension]) -> None:
+        self.extensions = list(extensions)
+        self._ext: Extension | None = self.extensions[0] if self.extensions else None
+        if len(self.extensions) > 1:
+            raise ValueError("at most one extension is supported")
+        self._rsv1_ok = self._ext is not None and self._ext.rsv1
+
+    def open(self, extensions: Sequence[Extension] = ()) -> None:
+        """Move from CONNECTING to OPEN once the opening handshake succeeded.
+
+        ``extensions`` are the ones the handshake negotiated.
+        """
+        if self.state is not State.CONNECTING:
+            raise InvalidState(f"cannot open in state {self.state.name}")
+        self._set_extensions(extensions)
+        self.state = State.OPEN
+        self._fast_send = self.side is Side.SERVER and self._ext is None
 
     # Public API: input
 
