@@ -25,3 +25,33 @@ async def scenario():
 
 def test_echo_on_uvloop():
     assert uvloop.run(scenario()) == 1000
+
+
+async def large_messages_with_backpressure():
+    # Frames of more than one piece (a header, then a large payload) go to uvloop's
+    # writelines; the client reads nothing until the server has queued them all.
+    from tether.protocol.limits import Limits
+
+    messages = [bytes([n]) * 3_000_000 for n in range(4)]
+    queued = []
+
+    async def handler(ws):
+        for message in messages:
+            await ws.send(message)
+            queued.append(len(message))
+        await ws.wait_closed()
+
+    unlimited = Limits(max_message_size=None, max_frame_size=None)
+    async with serve(handler, "127.0.0.1", 0, compression=None, limits=unlimited) as server:
+        async with connect(
+            f"ws://127.0.0.1:{server.port}/",
+            compression=None,
+            limits=unlimited,
+            max_queue=(65536, 16384),
+        ) as ws:
+            received = [await ws.recv() for _ in messages]
+    return received == messages, len(queued)
+
+
+def test_large_messages_on_uvloop():
+    assert uvloop.run(large_messages_with_backpressure()) == (True, 4)

@@ -839,7 +839,8 @@ def _write_coalesced(transport: asyncio.Transport, chunks: list[bytes]) -> None:
     Small chunks are joined; a large one is written as it is. On asyncio's own socket
     transport with nothing buffered, the pieces go out in one ``sendmsg`` call (a large
     frame's header and payload in one system call, with no copy to join them) and the
-    transport gets only what the kernel did not take.
+    transport gets only what the kernel did not take. uvloop's stream transports do the
+    same in ``writelines``.
     """
     pieces: list[bytes | memoryview] = []
     small: list[bytes] = []
@@ -853,13 +854,17 @@ def _write_coalesced(transport: asyncio.Transport, chunks: list[bytes]) -> None:
         pieces.append(chunk)
     if small:
         pieces.append(small[0] if len(small) == 1 else b"".join(small))
-    if (
-        len(pieces) > 1
-        and type(transport) is _SELECTOR_TRANSPORT
-        and not transport.get_write_buffer_size()
-        and not transport.is_closing()
-    ):
-        pieces = _send_vectored(cast(Any, transport)._sock, pieces)
+    if len(pieces) > 1:
+        kind = type(transport)
+        if kind.__module__ == "uvloop.loop":
+            transport.writelines(pieces)
+            return
+        if (
+            kind is _SELECTOR_TRANSPORT
+            and not transport.get_write_buffer_size()
+            and not transport.is_closing()
+        ):
+            pieces = _send_vectored(cast(Any, transport)._sock, pieces)
     for piece in pieces:
         transport.write(piece)
 
