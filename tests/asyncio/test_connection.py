@@ -1,7 +1,9 @@
 """Connection behaviour over real loopback sockets: tether client against tether server."""
 
 import asyncio
+import gc
 import socket
+import weakref
 
 import pytest
 
@@ -319,7 +321,10 @@ async def test_keepalive_detects_dead_peer():
         assert exc.sent is not None
         assert exc.sent.code == 1011
         assert exc.sent.reason == "keepalive ping timeout"
-        assert failures == [exc]
+        # The listener gets the connection's own record; recv() raised a copy of it.
+        (failure,) = failures
+        assert type(failure) is type(exc)
+        assert (failure.rcvd, failure.sent) == (exc.rcvd, exc.sent)
         ws.transport.abort()
 
 
@@ -787,3 +792,31 @@ async def test_a_failed_sendmsg_leaves_the_data_to_the_transport(monkeypatch, er
             assert await ws.recv() == payload
     assert calls[0][1] is error
     assert len(calls) == 4  # the later frames went out through sendmsg again
+
+
+async def test_a_finished_connection_is_freed_without_the_cycle_collector():
+    # Nothing of a connection that ended (its handler saw ConnectionClosedOK) is left for
+    # the cyclic garbage collector: reference counting frees it.
+    refs = []
+    ended = asyncio.get_running_loop().create_future()
+
+    async def handler(ws):
+        refs.append(weakref.ref(ws))
+        try:
+            async for message in ws:
+                await ws.send(message)
+        finally:
+            ended.set_result(None)
+
+    gc.collect()
+    gc.disable()
+    try:
+        async with serve(handler, "127.0.0.1", 0) as server:
+            async with connect(url(server)) as ws:
+                await ws.send("x")
+                assert await ws.recv() == "x"
+            await ended
+            await until(lambda: not server.connections)
+            await until(lambda: refs[0]() is None)
+    finally:
+        gc.enable()

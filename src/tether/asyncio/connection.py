@@ -536,8 +536,18 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
             await asyncio.shield(self._closed)
 
     def _closed_error(self) -> ConnectionClosed:
-        if self._close_exc is not None:
-            return self._close_exc
+        """A new exception saying how the connection ended, to raise or hand out.
+
+        Each raise gets its own instance: an exception that was raised keeps the frames
+        it went through, and with them this connection, so the one kept in
+        ``_close_exc`` is never raised and the connection is freed by reference counting
+        rather than by the cyclic garbage collector.
+        """
+        base = self._close_exc
+        if base is not None:
+            exc = type(base)(base.rcvd, base.sent, base.rcvd_then_sent)
+            exc.__cause__ = base.__cause__
+            return exc
         protocol = self.protocol
         rcvd, sent = protocol.close_rcvd, protocol.close_sent
         ok = (
@@ -613,12 +623,12 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
             waiter.set_result(None)
         drain = self._drain_waiter
         if drain is not None and not drain.done():
-            drain.set_exception(close_exc)
+            drain.set_exception(self._closed_error())
             drain.exception()  # Mark it retrieved: nobody may be waiting any more.
         if self._pings:
             for ping_waiter, _ in self._pings.values():
                 if not ping_waiter.done():
-                    ping_waiter.set_exception(close_exc)
+                    ping_waiter.set_exception(self._closed_error())
                     ping_waiter.exception()
         self._pings = None
         if not self._closed.done():
