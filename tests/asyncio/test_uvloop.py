@@ -4,6 +4,7 @@ import uvloop
 
 from tether.asyncio.client import connect
 from tether.asyncio.server import serve
+from tether.protocol.limits import Limits
 
 
 async def echo(ws):
@@ -30,8 +31,6 @@ def test_echo_on_uvloop():
 async def large_messages_with_backpressure():
     # Frames of more than one piece (a header, then a large payload) go to uvloop's
     # writelines; the client reads nothing until the server has queued them all.
-    from tether.protocol.limits import Limits
-
     messages = [bytes([n]) * 3_000_000 for n in range(4)]
     queued = []
 

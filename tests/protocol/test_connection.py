@@ -544,19 +544,26 @@ def test_send_prepared_only_where_a_shared_frame_fits():
     assert client.data_to_send() == []
 
 
-def read_like_a_transport(p, data, size):
-    """Deliver ``data`` in reads of ``size`` bytes through get_buffer or receive_data."""
+def read_like_a_transport(p, data, size, fill=False):
+    """Deliver ``data`` in reads of ``size`` bytes through get_buffer or receive_data.
+
+    With ``fill``, a read into a buffer the protocol offers fills all of it (the kernel
+    with everything queued), whatever ``size`` is. Returns how many reads it took.
+    """
     view = memoryview(data)
+    reads = 0
     while view:
+        reads += 1
         buffer = p.get_buffer(len(view))
         if buffer is None:
             p.receive_data(view[:size])
             view = view[size:]
             continue
-        n = min(len(buffer), len(view), size)
+        n = min(len(buffer), len(view)) if fill else min(len(buffer), len(view), size)
         buffer[:n] = view[:n]
         p.buffer_updated(n)
         view = view[n:]
+    return reads
 
 
 @pytest.mark.parametrize("size", [65536, 100_000, 262_144])
@@ -576,28 +583,13 @@ def test_large_frames_in_reused_buffers_keep_their_payloads(size):
 
 
 def test_a_stream_of_large_messages_takes_one_read_per_message():
-    # A reader that fills whatever buffer it is offered (the kernel with everything
-    # queued): the read that completes one large frame brings the start of the next,
-    # so after the first message each message costs one read, not two.
+    # The read that completes one large frame brings the start of the next, so after the
+    # first message each message costs one read, not two.
     messages = [bytes([n]) * 500_000 for n in range(8)]
-    stream = memoryview(b"".join(from_client(Opcode.BINARY, m) for m in messages))
+    stream = b"".join(from_client(Opcode.BINARY, m) for m in messages)
     p = Protocol(SERVER, limits=Limits(max_frame_size=None, max_message_size=None))
-    shared = bytearray(262_144)
-    reads = 0
-    received = []
-    while stream:
-        reads += 1
-        buffer = p.get_buffer(-1)
-        if buffer is None:
-            n = min(len(shared), len(stream))
-            p.receive_data(stream[:n])
-        else:
-            n = min(len(buffer), len(stream))
-            buffer[:n] = stream[:n]
-            p.buffer_updated(n)
-        stream = stream[n:]
-        received += p.events_received()
-    assert received == messages
+    reads = read_like_a_transport(p, stream, 262_144, fill=True)
+    assert p.events_received() == messages
     assert reads <= len(messages) + 1
 
 
