@@ -3,8 +3,9 @@
 Each measurement starts a fresh server process (``benchmarks/servers/NAME_server.py``)
 pinned to CPU 0 and a load generator process (``benchmarks/loadgen.py``) pinned to CPU 1,
 both with ``taskset`` when it is available. The throughput scenarios are measured in
-three rounds (``--rounds``), every server once per round, and each figure is the median
-of its rounds; the table shows the spread. Results also go to
+five rounds of 3 s (``--rounds``, ``--duration``), every server once per round (in
+reverse order every other round), and each figure is the median of its rounds; the
+table shows the spread. Results also go to
 ``benchmarks/results/latest.md`` with the machine and the library versions.
 
 Usage::
@@ -67,7 +68,9 @@ RPC_TARGETS: dict[int, tuple[int, float]] = {8: (1, 0.5), 10: (4, 0.8)}
 LOWER_IS_BETTER = {5, 7}
 # Throughput scenarios are measured in rounds (every server once per round, one after the
 # other) and each figure is the median of its rounds: on a shared VM one figure can move
-# by 10-20% from one minute to the next. Memory (5) and capacity (7) are measured once.
+# by 10-20% from one minute to the next, and 2-3x for the round trip. More, shorter rounds
+# sample more of that drift for the same measuring time. Memory (5) and capacity (7) are
+# measured once.
 ROUNDED_SCENARIOS = {1, 2, 3, 4, 6, 8, 9, 10}
 
 # Scenario -> (peer to compare with, or None for the best peer; target ratio; kind).
@@ -95,6 +98,14 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)
     failure: str = ""
     rounds: list[float] = field(default_factory=list)
+
+
+def round_order(servers: list[str], number: int) -> list[str]:
+    """The order of the servers in round ``number`` (from 0): reversed every other round.
+
+    No server is always measured first, or always right after the same other one.
+    """
+    return list(servers) if number % 2 == 0 else list(reversed(servers))
 
 
 def median_of_rounds(rounds: list[Result]) -> Result:
@@ -406,9 +417,10 @@ def report(args: argparse.Namespace, results: list[Result], pinned: bool, took: 
         f"- versions: {versions()}",
         f"- pinning: {'server on CPU 0, load generator on CPU 1' if pinned else 'none'}",
         f"- command: `{' '.join(['python', 'benchmarks/run.py', *sys.argv[1:]])}`",
-        f"- measured {args.duration:g} s per figure after {args.warmup:g} s of warm-up; "
+        f"- measured {args.duration:g} s per round after {args.warmup:g} s of warm-up; "
         f"scenarios {', '.join(str(n) for n in sorted(ROUNDED_SCENARIOS))}: the median of "
-        f"{args.rounds} rounds (servers one after the other in each round); "
+        f"{args.rounds} rounds (servers one after the other in each round, in reverse "
+        f"order every other round); "
         f"fan-out {args.clients} clients x {args.messages} messages; broadcast "
         f"{args.peers} peers x {args.notifies} notifies; memory "
         f"{args.memory_connections} connections; capacity {args.capacity_connections} "
@@ -422,7 +434,7 @@ def report(args: argparse.Namespace, results: list[Result], pinned: bool, took: 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="tether side-by-side benchmarks")
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per figure")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per round")
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--quick", action="store_true", help="~1 s smoke run, small counts")
     parser.add_argument(
@@ -437,7 +449,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--notifies", type=int, default=200, help="broadcasts per round (10)")
     parser.add_argument("--memory-connections", type=int, default=5000)
     parser.add_argument(
-        "--rounds", type=int, default=3, help="rounds of the throughput scenarios (median)"
+        "--rounds", type=int, default=5, help="rounds of the throughput scenarios (median)"
     )
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
@@ -492,8 +504,8 @@ def main(argv: list[str] | None = None) -> None:
             ]
             rounds = args.rounds if scenario in ROUNDED_SCENARIOS else 1
             measured: dict[str, list[Result]] = {server: [] for server in servers}
-            for _ in range(rounds):
-                for server in servers:
+            for number in range(rounds):
+                for server in round_order(servers, number):
                     result = measure(args, scenario, server, loop, pins)
                     shown = "failed" if result.value is None else format_value(result.value)
                     print(

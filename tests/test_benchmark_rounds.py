@@ -53,3 +53,11 @@ def test_a_single_round_shows_no_spread(run):
     assert combined.value == 42.0
     assert combined.rounds == []
     assert run.rounds_cell(combined) == ""
+
+
+def test_every_other_round_measures_the_servers_in_reverse_order(run):
+    servers = ["tether", "websockets", "picows"]
+    orders = [run.round_order(servers, number) for number in range(4)]
+    assert orders[0] == orders[2] == servers
+    assert orders[1] == orders[3] == ["picows", "websockets", "tether"]
+    assert servers == ["tether", "websockets", "picows"]  # not reordered in place
