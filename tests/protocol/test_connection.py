@@ -582,15 +582,103 @@ def test_large_frames_in_reused_buffers_keep_their_payloads(size):
     assert p.get_buffer(-1) is None  # idle: no buffer held
 
 
-def test_a_stream_of_large_messages_takes_one_read_per_message():
+def test_a_stream_of_large_text_messages_takes_one_read_per_message():
     # The read that completes one large frame brings the start of the next, so after the
     # first message each message costs one read, not two.
-    messages = [bytes([n]) * 500_000 for n in range(8)]
-    stream = b"".join(from_client(Opcode.BINARY, m) for m in messages)
+    messages = [chr(0x41 + n) * 500_000 for n in range(8)]
+    stream = b"".join(from_client(Opcode.TEXT, m.encode()) for m in messages)
     p = Protocol(SERVER, limits=Limits(max_frame_size=None, max_message_size=None))
     reads = read_like_a_transport(p, stream, 262_144, fill=True)
     assert p.events_received() == messages
     assert reads <= len(messages) + 1
+
+
+def test_a_large_binary_message_is_read_to_its_end_in_place():
+    # After the read that brings its header, the rest of a large binary payload is read
+    # into the message itself, and the read that ends it stops at its last byte.
+    messages = [bytes([n]) * 500_000 for n in range(8)]
+    stream = b"".join(from_client(Opcode.BINARY, m) for m in messages)
+    p = Protocol(SERVER, limits=Limits(max_frame_size=None, max_message_size=None))
+    sizes = []
+    view = memoryview(stream)
+    while view:
+        buffer = p.get_buffer(-1)
+        if buffer is None:
+            sizes.append(("shared", min(len(view), 262_144)))
+            p.receive_data(view[:262_144])
+            view = view[262_144:]
+            continue
+        sizes.append(("payload", len(buffer)))
+        buffer[:] = view[: len(buffer)]
+        view = view[len(buffer) :]
+        p.buffer_updated(len(buffer))
+    assert p.events_received() == messages
+    # Each message: one read of 256 KiB with its header, one of the rest of its payload.
+    assert sizes == [("shared", 262_144), ("payload", 500_014 - 262_144)] * 8
+    assert p.get_buffer(-1) is None
+
+
+@pytest.mark.parametrize("side", [SERVER, CLIENT])
+@pytest.mark.parametrize("chunk", [1, 7, 4096, 70_000, 1 << 20])
+def test_a_large_binary_message_arrives_whole_in_any_pieces(side, chunk):
+    big = bytes(range(256)) * 400  # 102,400 bytes: read in place once it is incomplete
+    frames = from_client if side is SERVER else from_server
+    stream = (
+        frames(Opcode.BINARY, big)
+        + frames(Opcode.PING, b"p")
+        + frames(Opcode.TEXT, b"after")
+        + frames(Opcode.BINARY, big[::-1])
+    )
+    p = Protocol(side)
+    for start in range(0, len(stream), chunk):
+        p.receive_data(stream[start : start + chunk])
+    events = p.events_received()
+    assert events == [big, Frame(Opcode.PING, b"p"), "after", big[::-1]]
+    # Mixed with reads through get_buffer, including one that lands mid-payload.
+    q = Protocol(side)
+    read_like_a_transport(q, stream, chunk)
+    assert q.events_received() == events
+
+
+def test_a_bad_frame_after_a_message_read_in_place_fails_after_it():
+    big = b"z" * 80_000
+    p = Protocol(SERVER)
+    stream = from_client(Opcode.BINARY, big) + frame(Opcode.BINARY, b"x", mask=None)
+    p.receive_data(stream[:1000])
+    p.receive_data(stream[1000:])
+    assert p.events_received() == [big]
+    assert p.failure_pending
+    p.apply_pending_failure()
+    expected = from_server(Opcode.CLOSE, close_payload(1002, b"incorrect masking"))
+    assert p.data_to_send() == [expected]
+
+
+def test_eof_or_failure_in_the_middle_of_a_message_read_in_place_drops_it():
+    big = b"q" * 200_000
+    stream = from_client(Opcode.BINARY, big)
+    for end in ("eof", "fail"):
+        p = Protocol(SERVER)
+        p.receive_data(stream[:50_000])
+        assert p.get_buffer(-1) is not None
+        if end == "eof":
+            p.receive_eof()
+            assert p.state is State.CLOSED
+        else:
+            p.fail(1001)
+        assert p.get_buffer(-1) is None
+        p.receive_data(stream[50_000:])
+        assert p.events_received() == []
+
+
+def test_a_message_too_big_is_refused_before_anything_is_read_in_place():
+    p = Protocol(SERVER, limits=Limits(max_message_size=100_000))
+    p.receive_data(from_client(Opcode.BINARY, b"a" * 100_001)[:20_000])
+    assert p.get_buffer(-1) is None
+    assert p.close_transport
+    assert p.events_received() == []
+    (close,) = p.data_to_send()
+    assert close[0] == 0x88
+    assert close[2:4] == b"\x03\xf1"  # 1009
 
 
 def test_open_moves_a_connecting_protocol_to_open_with_its_extensions():

@@ -1,5 +1,6 @@
 """The C fast path and its pure-Python fallback parse identically."""
 
+import itertools
 import random
 import struct
 
@@ -7,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from tether.protocol import fastpath
-from tether.protocol._speedups import parse_messages as c_parse_messages
+from tether.protocol._speedups import Payload as CPayload, parse_messages as c_parse_messages
 
 
 def frame(first, payload, mask):
@@ -117,3 +118,106 @@ def test_random_streams_agree(frames, limit, cut):
         both(data, 0, min(cut, len(data)), masked, limit)
         both(bytearray(data), 0, len(data), masked, limit)
         both(memoryview(data), 0, len(data), masked, limit)
+
+
+# Payload: a message filled in place, C and pure Python alike.
+
+
+def xor(data, mask, offset=0):
+    return bytes(b ^ mask[(offset + i) % 4] for i, b in enumerate(data))
+
+
+@pytest.mark.parametrize("kind", [CPayload, fastpath.PyPayload])
+def test_payload_fills_unmasks_and_takes(kind):
+    mask = b"\x11\x22\x33\x44"
+    wire = bytes(range(256)) * 40
+    masked = xor(wire, mask)
+    payload = kind(len(wire))
+    assert payload.size == len(wire)
+    # A piece written with the mask, a piece read in raw and unmasked in place (at odd
+    # offsets, so the key position matters), and a piece without a mask.
+    payload.fill(0, masked[:1001], mask)
+    view = payload.view()
+    view[1001:7003] = masked[1001:7003]
+    view.release()
+    payload.unmask(1001, 7003, mask)
+    payload.fill(7003, wire[7003:])
+    data = payload.take()
+    assert type(data) is bytes
+    assert data == wire
+
+
+@pytest.mark.parametrize("kind", [CPayload, fastpath.PyPayload])
+def test_payload_rejects_what_the_other_rejects(kind):
+    payload = kind(10)
+    for call in (
+        lambda: payload.fill(8, b"abc"),
+        lambda: payload.fill(-1, b"a"),
+        lambda: payload.fill(0, b"a", b"abc"),
+        lambda: payload.unmask(5, 11, b"abcd"),
+        lambda: payload.unmask(6, 5, b"abcd"),
+        lambda: payload.unmask(0, 1, b"ab"),
+    ):
+        with pytest.raises(ValueError):
+            call()
+    with pytest.raises(ValueError, match="non-negative"):
+        kind(-1)
+    payload.fill(0, b"0123456789")
+    assert payload.take() == b"0123456789"
+    with pytest.raises(ValueError, match="already taken"):
+        payload.take()
+    with pytest.raises(ValueError, match="already taken"):
+        payload.fill(0, b"x")
+    with pytest.raises(BufferError, match="already taken"):
+        payload.view()
+    assert kind(0).take() == b""
+
+
+@given(
+    size=st.integers(0, 3000),
+    cuts=st.lists(st.integers(0, 3000), max_size=6),
+    mask=st.binary(min_size=4, max_size=4),
+    raw=st.booleans(),
+)
+@settings(max_examples=60, deadline=None)
+def test_payloads_agree_however_the_bytes_arrive(size, cuts, mask, raw):
+    wire = random.Random(size).randbytes(size)
+    masked = xor(wire, mask)
+    points = sorted({0, size, *(c for c in cuts if c < size)})
+    results = []
+    for kind in (CPayload, fastpath.PyPayload):
+        payload = kind(size)
+        for start, end in itertools.pairwise(points):
+            if raw:
+                view = payload.view()
+                view[start:end] = masked[start:end]
+                view.release()
+                payload.unmask(start, end, mask)
+            else:
+                payload.fill(start, masked[start:end], mask)
+        results.append(payload.take())
+    assert results[0] == results[1] == wire
+
+
+def test_a_large_binary_message_is_read_into_the_bytes_it_is_delivered_as():
+    import ctypes
+    import sys
+
+    from tether.protocol.connection import SERVER, Protocol
+
+    message = random.Random(1).randbytes(300_000)
+    stream = frame(0x82, message, b"\x0a\x0b\x0c\x0d")
+    p = Protocol(SERVER)
+    p.receive_data(stream[:100_000])
+    assert p.events_received() == []
+    view = p.get_buffer(-1)
+    assert view is not None
+    assert len(view) == len(stream) - 100_000
+    view[:] = stream[100_000:]
+    p.buffer_updated(len(view))
+    (data,) = p.events_received()
+    assert data == message
+    # The socket's buffer was the message itself: no copy was made after the read.
+    written_at = ctypes.addressof(ctypes.c_char.from_buffer(view))
+    bytes_data_offset = sys.getsizeof(b"") - 1
+    assert written_at == id(data) + bytes_data_offset + 100_000 - 14

@@ -36,6 +36,22 @@ xor_mask(const unsigned char *in, unsigned char *out, Py_ssize_t n,
     }
 }
 
+/* XOR n bytes from in to out with the mask at key position offset, without the GIL when
+ * the run is long enough for that to pay. */
+static void
+xor_mask_long(const unsigned char *in, unsigned char *out, Py_ssize_t n,
+              const unsigned char *m, Py_ssize_t offset)
+{
+    if (n >= 65536) {
+        Py_BEGIN_ALLOW_THREADS
+        xor_mask(in, out, n, m, offset);
+        Py_END_ALLOW_THREADS
+    }
+    else {
+        xor_mask(in, out, n, m, offset);
+    }
+}
+
 static PyObject *
 apply_mask(PyObject *self, PyObject *args, PyObject *kwds)
 {
@@ -61,15 +77,7 @@ apply_mask(PyObject *self, PyObject *args, PyObject *kwds)
     const unsigned char *in = (const unsigned char *)data.buf;
     const unsigned char *m = (const unsigned char *)mask.buf;
     unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
-    Py_ssize_t n = data.len;
-    if (n >= 65536) {
-        Py_BEGIN_ALLOW_THREADS
-        xor_mask(in, out, n, m, offset);
-        Py_END_ALLOW_THREADS
-    }
-    else {
-        xor_mask(in, out, n, m, offset);
-    }
+    xor_mask_long(in, out, data.len, m, offset);
 done:
     PyBuffer_Release(&data);
     PyBuffer_Release(&mask);
@@ -189,6 +197,203 @@ error:
     PyBuffer_Release(&view);
     return NULL;
 }
+
+/* Payload(size): a binary message's payload, filled in place as its frame arrives and then
+ * handed out as the very bytes object it was written into. A large frame is read by the
+ * socket straight into the message the application receives, and unmasked there while the
+ * bytes are still in cache, instead of being copied out of a read buffer. The object
+ * exports a writable buffer over the bytes until take(); the bytes stay referenced by the
+ * object until it is freed, so a view that outlives take() never dangles. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *data;
+    int taken;
+} PayloadObject;
+
+static PyObject *
+payload_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"size", NULL};
+    Py_ssize_t size;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "n", kwlist, &size)) {
+        return NULL;
+    }
+    if (size < 0) {
+        PyErr_SetString(PyExc_ValueError, "size must be non-negative");
+        return NULL;
+    }
+    PayloadObject *self = (PayloadObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->data = PyBytes_FromStringAndSize(NULL, size);
+    if (self->data == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static void
+payload_dealloc(PayloadObject *self)
+{
+    Py_XDECREF(self->data);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+payload_check(PayloadObject *self, Py_ssize_t start, Py_ssize_t n)
+{
+    if (self->taken) {
+        PyErr_SetString(PyExc_ValueError, "payload already taken");
+        return -1;
+    }
+    if (start < 0 || n < 0 || start > PyBytes_GET_SIZE(self->data) - n) {
+        PyErr_SetString(PyExc_ValueError, "range outside the payload");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+payload_getbuffer(PayloadObject *self, Py_buffer *view, int flags)
+{
+    if (self->taken) {
+        PyErr_SetString(PyExc_BufferError, "payload already taken");
+        view->obj = NULL;
+        return -1;
+    }
+    return PyBuffer_FillInfo(view, (PyObject *)self, PyBytes_AS_STRING(self->data),
+                             PyBytes_GET_SIZE(self->data), 0, flags);
+}
+
+/* A 4-byte mask from a buffer, or NULL for None; -1 on error. */
+static int
+get_mask(PyObject *obj, Py_buffer *mask)
+{
+    if (obj == Py_None) {
+        return 0;
+    }
+    if (PyObject_GetBuffer(obj, mask, PyBUF_SIMPLE) < 0) {
+        return -1;
+    }
+    if (mask->len != 4) {
+        PyBuffer_Release(mask);
+        PyErr_SetString(PyExc_ValueError, "mask must contain 4 bytes");
+        return -1;
+    }
+    return 1;
+}
+
+static PyObject *
+payload_fill(PayloadObject *self, PyObject *args)
+{
+    Py_ssize_t pos;
+    Py_buffer src, mask;
+    PyObject *mask_obj = Py_None;
+    if (!PyArg_ParseTuple(args, "ny*|O", &pos, &src, &mask_obj)) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    int has_mask = get_mask(mask_obj, &mask);
+    if (has_mask < 0 || payload_check(self, pos, src.len) < 0) {
+        goto done;
+    }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(self->data) + pos;
+    if (has_mask) {
+        xor_mask_long((const unsigned char *)src.buf, out, src.len,
+                      (const unsigned char *)mask.buf, pos);
+    }
+    else {
+        memcpy(out, src.buf, src.len);
+    }
+    result = Py_NewRef(Py_None);
+done:
+    if (has_mask > 0) {
+        PyBuffer_Release(&mask);
+    }
+    PyBuffer_Release(&src);
+    return result;
+}
+
+static PyObject *
+payload_unmask(PayloadObject *self, PyObject *args)
+{
+    Py_ssize_t start, end;
+    Py_buffer mask;
+    if (!PyArg_ParseTuple(args, "nny*", &start, &end, &mask)) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (mask.len != 4) {
+        PyErr_SetString(PyExc_ValueError, "mask must contain 4 bytes");
+    }
+    else if (payload_check(self, start, end - start) == 0) {
+        unsigned char *p = (unsigned char *)PyBytes_AS_STRING(self->data) + start;
+        xor_mask_long(p, p, end - start, (const unsigned char *)mask.buf, start);
+        result = Py_NewRef(Py_None);
+    }
+    PyBuffer_Release(&mask);
+    return result;
+}
+
+static PyObject *
+payload_view(PayloadObject *self, PyObject *unused)
+{
+    return PyMemoryView_FromObject((PyObject *)self);
+}
+
+static PyObject *
+payload_take(PayloadObject *self, PyObject *unused)
+{
+    if (self->taken) {
+        PyErr_SetString(PyExc_ValueError, "payload already taken");
+        return NULL;
+    }
+    self->taken = 1;
+    return Py_NewRef(self->data);
+}
+
+static PyObject *
+payload_size(PayloadObject *self, void *closure)
+{
+    return PyLong_FromSsize_t(PyBytes_GET_SIZE(self->data));
+}
+
+static PyMethodDef payload_methods[] = {
+    {"fill", (PyCFunction)payload_fill, METH_VARARGS,
+     "fill(pos, src, mask=None)\n\n"
+     "Write src at pos, XORed with the mask at key position pos unless mask is None."},
+    {"unmask", (PyCFunction)payload_unmask, METH_VARARGS,
+     "unmask(start, end, mask)\n\nXOR payload[start:end] in place, key position start."},
+    {"view", (PyCFunction)payload_view, METH_NOARGS,
+     "view() -> memoryview\n\nA writable view of the whole payload."},
+    {"take", (PyCFunction)payload_take, METH_NOARGS,
+     "take() -> bytes\n\nThe payload as bytes; the object cannot be written any more."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef payload_getset[] = {
+    {"size", (getter)payload_size, NULL, "Length of the payload in bytes.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyBufferProcs payload_as_buffer = {
+    .bf_getbuffer = (getbufferproc)payload_getbuffer,
+};
+
+static PyTypeObject PayloadType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tether.protocol._speedups.Payload",
+    .tp_basicsize = sizeof(PayloadObject),
+    .tp_dealloc = (destructor)payload_dealloc,
+    .tp_as_buffer = &payload_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Payload(size): a message payload filled in place, then taken as bytes.",
+    .tp_methods = payload_methods,
+    .tp_getset = payload_getset,
+    .tp_new = payload_new,
+};
 
 static uint64_t
 le_u64(const unsigned char *p)
@@ -503,5 +708,16 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    return PyModule_Create(&speedups_module);
+    if (PyType_Ready(&PayloadType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&speedups_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(module, "Payload", (PyObject *)&PayloadType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }

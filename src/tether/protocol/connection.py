@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from ..exceptions import InvalidState, PayloadTooBig, ProtocolError
 from .close import Close, CloseCode
 from .extensions.base import Extension
-from .fastpath import parse_messages
+from .fastpath import Payload, PayloadBuffer, parse_messages
 from .frames import Frame, Opcode, serialize_header
 from .limits import Limits
 from .masking import apply_mask
@@ -80,6 +80,10 @@ _OP_CLOSE = Opcode.CLOSE.value
 _OP_PING = Opcode.PING.value
 _OP_PONG = Opcode.PONG.value
 
+# An unfragmented binary frame at least this large that is incomplete after a read is read
+# to its end straight into the bytes object the application receives (see Payload).
+_DIRECT_MIN = 65536
+
 # Messages up to this size are sent as one bytes object (header + payload); larger ones
 # as two objects so the payload is never copied just to prepend a header.
 _JOIN_LIMIT = 2048
@@ -98,6 +102,9 @@ class Protocol:
     __slots__ = (
         "_buf",
         "_buf_len",
+        "_direct",
+        "_direct_mask",
+        "_direct_pos",
         "_discard",
         "_events",
         "_ext",
@@ -163,6 +170,11 @@ class Protocol:
         self._buf = bytearray()
         self._buf_len = 0
         self._discard = False
+        # Large binary message being read in place: its payload, the frame's mask (None
+        # from a server) and how many payload bytes arrived.
+        self._direct: PayloadBuffer | None = None
+        self._direct_mask: bytes | None = None
+        self._direct_pos = 0
 
         # Message being reassembled.
         self._msg_opcode = -1
@@ -215,6 +227,16 @@ class Protocol:
         """
         if self._discard or not data:
             return
+        direct = self._direct
+        if direct is not None:
+            pos = self._direct_pos
+            n = min(len(data), direct.size - pos)
+            mv = data if isinstance(data, memoryview) else memoryview(data)
+            direct.fill(pos, mv[:n], self._direct_mask)
+            self._direct_received(n)
+            if n == len(mv):
+                return
+            data = mv[n:]
         if self._buf_len:
             n = len(data)
             end = self._buf_len + n
@@ -236,8 +258,12 @@ class Protocol:
         buffer of its own (for example one shared by all connections) and passes the bytes
         to :meth:`receive_data`. Otherwise the returned view is large enough for the rest
         of the pending frame when its length is known, so a large message is read into one
-        preallocated buffer. Report how many bytes were written with :meth:`buffer_updated`.
+        preallocated buffer; the payload of a large binary message is read straight into
+        the message itself. Report how many bytes were written with :meth:`buffer_updated`.
         """
+        direct = self._direct
+        if direct is not None:
+            return direct.view()[self._direct_pos :]
         if not self._buf_len:
             return None
         need = self._pending_frame_end()
@@ -254,6 +280,14 @@ class Protocol:
 
     def buffer_updated(self, nbytes: int) -> None:
         """Account for ``nbytes`` written into the view returned by :meth:`get_buffer`."""
+        direct = self._direct
+        if direct is not None:
+            mask = self._direct_mask
+            if mask is not None:
+                pos = self._direct_pos
+                direct.unmask(pos, pos + nbytes, mask)
+            self._direct_received(nbytes)
+            return
         self._buf_len += nbytes
         if not self._discard:
             self._parse_buffer()
@@ -268,8 +302,7 @@ class Protocol:
         self._fast_send = False
         self.state = State.CLOSED
         self.close_transport = True
-        self._buf = bytearray()
-        self._buf_len = 0
+        self._drop_input()
 
     # Public API: output
 
@@ -388,8 +421,7 @@ class Protocol:
         self._fast_send = False
         self._discard = True
         self.close_transport = True
-        self._buf = bytearray()
-        self._buf_len = 0
+        self._drop_input()
         self._reset_message()
 
     # Private: sending
@@ -439,6 +471,34 @@ class Protocol:
         self._write_frame(0x80 | opcode, data)
 
     # Private: receiving
+
+    def _drop_input(self) -> None:
+        """Forget buffered input, a message being read in place included."""
+        self._buf = bytearray()
+        self._buf_len = 0
+        self._direct = None
+        self._direct_mask = None
+
+    def _start_direct(self, mv: memoryview, start: int, end: int, length: int) -> None:
+        """Read the rest of a large binary message straight into its payload.
+
+        ``mv[start:end]`` is the start of the payload of an unfragmented binary frame of
+        ``length`` bytes whose header (mask included) ends at ``start``.
+        """
+        direct = self._direct = Payload(length)
+        mask = self._direct_mask = bytes(mv[start - 4 : start]) if self.side is SERVER else None
+        direct.fill(0, mv[start:end], mask)
+        self._direct_pos = end - start
+
+    def _direct_received(self, n: int) -> None:
+        """Account for ``n`` more payload bytes of the message read in place."""
+        direct = self._direct
+        assert direct is not None
+        pos = self._direct_pos = self._direct_pos + n
+        if pos == direct.size:
+            self._events.append(direct.take())
+            self._direct = None
+            self._direct_mask = None
 
     def _parse_buffer(self) -> None:
         buf = self._buf
@@ -545,6 +605,10 @@ class Protocol:
                 if frame_end > end:
                     if opcode < 8:
                         self._check_frame_start(opcode, length)
+                        if b0 == 0x82 and length >= _DIRECT_MIN and end - pos >= hlen:
+                            # Final, uncompressed binary: read the rest in place.
+                            self._start_direct(mv, pos + hlen, end, length)
+                            return end
                     break
                 start = pos + hlen
                 if masked:
@@ -591,8 +655,7 @@ class Protocol:
         self.failure = exc
         self.failure_pending = True
         self._discard = True
-        self._buf = bytearray()
-        self._buf_len = 0
+        self._drop_input()
         self._reset_message()
 
     def apply_pending_failure(self) -> None:
