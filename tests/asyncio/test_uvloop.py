@@ -54,3 +54,18 @@ async def large_messages_with_backpressure():
 
 def test_large_messages_on_uvloop():
     assert uvloop.run(large_messages_with_backpressure()) == (True, 4)
+
+
+async def large_echo_in_place():
+    # Both ends read large binary payloads straight into the messages they deliver,
+    # while uvloop still holds the buffer it read into.
+    messages = [bytes(range(n, 256)) * 4096 for n in range(3)]
+    async with serve(echo, "127.0.0.1", 0, compression=None) as server:
+        async with connect(f"ws://127.0.0.1:{server.port}/", compression=None) as ws:
+            for message in messages:
+                await ws.send(message)
+            return [await ws.recv() for _ in messages] == messages
+
+
+def test_large_messages_are_read_in_place_on_uvloop():
+    assert uvloop.run(large_echo_in_place())

@@ -154,6 +154,7 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         "_reading_paused",
         "_recv_waiter",
         "_sink",
+        "_wheel",
         "_writing_paused",
         "close_timeout",
         "latency",
@@ -239,6 +240,7 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         self._keepalive_ping: bytes | None = None
         self._keepalive_sent = 0.0
         self._last_recv = 0.0
+        self._wheel: _KeepaliveWheel | None = None
 
         # Closing.
         self._closed: asyncio.Future[None] = self.loop.create_future()
@@ -613,7 +615,10 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         if self._close_timer is not None:
             self._close_timer.cancel()
             self._close_timer = None
-        _keepalive_wheel(self.loop).discard(self)
+        wheel = self._wheel
+        if wheel is not None:
+            self._wheel = None
+            wheel.discard(self)
         self._sink = None
         close_exc = self._close_exc = self._closed_error()
         if exc is not None and close_exc.__cause__ is None:
@@ -644,7 +649,8 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
     def _start(self) -> None:
         """Called once the handshake is done: start keepalive, notify listeners."""
         if self.ping_interval is not None:
-            _keepalive_wheel(self.loop).add(self)
+            wheel = self._wheel = _keepalive_wheel(self.loop)
+            wheel.add(self)
         for listener in self.listeners:
             listener.opened(self)
 

@@ -100,6 +100,8 @@ class Close:
         Raises:
             ProtocolError: the payload is malformed (1002) or the reason isn't UTF-8 (1007).
         """
+        if data == b"\x03\xe8" and cls is Close:
+            return _NORMAL  # the usual one
         if len(data) >= 2:
             (code,) = struct.unpack("!H", data[:2])
             if not is_valid_close_code(code):
@@ -118,3 +120,6 @@ class Close:
         if self.code == CloseCode.NO_STATUS_RCVD:
             return b""
         return struct.pack("!H", self.code) + self.reason.encode()
+
+
+_NORMAL = Close(1000, "")  # as parsed: a plain int code

@@ -75,15 +75,22 @@ def accept_key(key: str) -> str:
 
     RFC 6455 4.2.2: the base64-encoded SHA-1 of the key concatenated with :data:`GUID`.
     """
-    sha1 = hashlib.sha1((key + GUID).encode("ascii"), usedforsecurity=False)
-    return base64.b64encode(sha1.digest()).decode("ascii")
+    return _accept_value(key.encode("ascii")).decode("ascii")
 
 
-def _valid_key(key: str) -> bool:
+_GUID_BYTES = GUID.encode("ascii")
+
+
+def _accept_value(key: bytes) -> bytes:
+    sha1 = hashlib.sha1(key + _GUID_BYTES, usedforsecurity=False)
+    return binascii.b2a_base64(sha1.digest(), newline=False)
+
+
+def _valid_key(key: str | bytes) -> bool:
     # RFC 6455 4.2.1 item 5: "a base64-encoded value that, when decoded, is 16 bytes".
     try:
-        return len(base64.b64decode(key.encode("ascii"), validate=True)) == 16
-    except (binascii.Error, UnicodeEncodeError):
+        return len(binascii.a2b_base64(key, strict_mode=True)) == 16
+    except ValueError:  # binascii.Error, or a str that isn't ASCII
         return False
 
 
@@ -417,7 +424,7 @@ def quick_server_handshake(
         or get(b"upgrade", b"").lower() != b"websocket"
         or get(b"connection", b"").lower() != b"upgrade"
         or get(b"sec-websocket-version") != b"13"
-        or not _valid_key(key.decode())
+        or not _valid_key(key)
         or b"sec-websocket-protocol" in fields
         or b"content-length" in fields
         or b"transfer-encoding" in fields
@@ -431,7 +438,7 @@ def quick_server_handshake(
     accepted: list[Extension] = []
     lines = [
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Accept: %s\r\n" % accept_key(key.decode()).encode()
+        b"Sec-WebSocket-Accept: %s\r\n" % _accept_value(key)
     ]
     if offer is not None and extensions:
         try:
