@@ -1,9 +1,12 @@
 """Calibration server: minimal RFC 6455 framing with no WebSocket library.
 
-It answers the opening handshake, unmasks every complete client frame of a read in one
-pass and echoes it back unmasked in one write, answers close frames and nothing more (no
-fragmentation, no UTF-8 check, no limits, no fan-out). It shows how fast the load
-generator can go: a library cannot be measured above this line on the same machine.
+It answers the opening handshake, then echoes every data frame with a server header
+while its payload streams through: payload bytes are forwarded as they arrive, still
+masked, without being unmasked, buffered or copied (the load generator counts replies by
+length and checks their headers, never their payload bytes). Close, ping and pong frames
+are unmasked and echoed; nothing else is done (no fragmentation, no UTF-8 check, no
+limits, no fan-out). It does less per message than any library can, so the load
+generator's CPU in its rows shows how much headroom the load generator has.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ from _common import HOST, ready, run
 
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+# Pieces of output up to this size are joined into one write; larger ones (views of a
+# received chunk) are written as they are.
+SMALL = 4096
 
 
 def unmask(payload: bytes, mask: bytes) -> bytes:
@@ -37,59 +44,88 @@ def header(first: int, length: int) -> bytes:
 class RawEcho(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
         self.upgraded = False
+        # Bytes of a frame start (or of the handshake) that the next read continues.
+        self.partial = b""
+        # Payload bytes of the current data frame still to forward.
+        self.remaining = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
-        buffer = self.buffer
-        buffer += data
+        if self.partial:
+            data = self.partial + data
+            self.partial = b""
         if not self.upgraded:
-            end = buffer.find(b"\r\n\r\n")
+            end = data.find(b"\r\n\r\n")
             if end < 0:
+                self.partial = data
                 return
-            key = b""
-            for line in bytes(buffer[:end]).split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"sec-websocket-key":
-                    key = value.strip()
-            accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-            assert self.transport is not None
-            self.transport.write(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-            )
-            del buffer[: end + 4]
+            self.handshake(data[:end])
+            data = data[end + 4 :]
             self.upgraded = True
-        out: list[bytes] = []
-        pos, size = 0, len(buffer)
-        while size - pos >= 6:
-            first, second = buffer[pos], buffer[pos + 1] & 0x7F
-            start = pos + 2
-            if second == 126:
-                length = int.from_bytes(buffer[start : start + 2], "big")
-                start += 2
-            elif second == 127:
-                length = int.from_bytes(buffer[start : start + 8], "big")
-                start += 8
-            else:
-                length = second
-            end = start + 4 + length
-            if end > size:
+        view = memoryview(data)
+        out: list[bytes | memoryview] = []
+        pos, size = 0, len(data)
+        while pos < size:
+            if self.remaining:
+                take = min(self.remaining, size - pos)
+                out.append(view[pos : pos + take])
+                self.remaining -= take
+                pos += take
+                continue
+            if size - pos < 2:
                 break
-            payload = unmask(bytes(buffer[start + 4 : end]), bytes(buffer[start : start + 4]))
+            first, second = data[pos], data[pos + 1] & 0x7F
+            start = pos + (2 if second < 126 else 4 if second == 126 else 10)
+            if size - start < 4:
+                break
+            length = second if second < 126 else int.from_bytes(data[pos + 2 : start], "big")
+            start += 4
+            if first & 0x08:  # control frame: unmask its (short) payload and echo it
+                if size - start < length:
+                    break
+                payload = unmask(data[start : start + length], data[start - 4 : start])
+                out.append(header(first, length) + payload)
+                pos = start + length
+                if first & 0x0F == 0x8:  # close: echo it, then let the client close TCP
+                    pos = size
+                continue
             out.append(header(first, length))
-            out.append(payload)
-            pos = end
-            if first & 0x0F == 0x8:  # close: echo it, then let the client close TCP
-                break
-        if pos:
-            del buffer[:pos]
+            self.remaining = length
+            pos = start
+        self.partial = data[pos:]
         if out:
-            assert self.transport is not None
-            self.transport.write(b"".join(out))
+            self.flush(out)
+
+    def handshake(self, head: bytes) -> None:
+        key = b""
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"sec-websocket-key":
+                key = value.strip()
+        accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+        assert self.transport is not None
+        self.transport.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+        )
+
+    def flush(self, out: list[bytes | memoryview]) -> None:
+        transport = self.transport
+        assert transport is not None
+        small: list[bytes | memoryview] = []
+        for piece in out:
+            if len(piece) <= SMALL:
+                small.append(piece)
+                continue
+            if small:
+                transport.write(b"".join(small))
+                small = []
+            transport.write(piece)
+        if small:
+            transport.write(b"".join(small))
 
 
 async def main(port: int) -> None:
