@@ -367,21 +367,28 @@ async def test_keepalive_costs_no_task_per_connection():
     assert await tasks_with(None) == await tasks_with(0.02)
 
 
-def count_writes(connection):
-    """Record the size of every ``transport.write`` of ``connection`` from now on."""
+def count_writes(connection, monkeypatch):
+    """Record the size of every write (``write`` or ``writelines`` call) of ``connection``."""
     transport = connection.transport
+    cls = type(transport)
     writes = []
-    original = transport.write
 
-    def counting_write(data):
-        writes.append(len(data))
-        original(data)
+    def count(name, size):
+        original = getattr(cls, name)
 
-    transport.write = counting_write
+        def counting(self, data):
+            if self is transport:
+                writes.append(size(data))
+            return original(self, data)
+
+        monkeypatch.setattr(cls, name, counting)
+
+    count("write", len)
+    count("writelines", lambda pieces: sum(len(piece) for piece in pieces))
     return writes
 
 
-async def test_a_burst_is_answered_in_bounded_batches():
+async def test_a_burst_is_answered_in_bounded_batches(monkeypatch):
     # 64 requests arrive in one write; the echoes leave in several writes of at most
     # 16 frames, not one per message and not one for the whole burst.
     from .test_bad_input import BINARY, RawClient, frame
@@ -397,7 +404,7 @@ async def test_a_burst_is_answered_in_bounded_batches():
         raw = await RawClient.open(server.port)
         try:
             await until(lambda: conns)
-            writes = count_writes(conns[0])
+            writes = count_writes(conns[0], monkeypatch)
             payloads = [i.to_bytes(2, "big") * 32 for i in range(64)]
             raw.writer.write(b"".join(frame(BINARY, p) for p in payloads))
             assert [await raw.read_frame() for _ in payloads] == [(BINARY, p) for p in payloads]
@@ -594,7 +601,7 @@ async def test_compression_none_negotiates_no_extension():
 # The message sink: messages handled inside the read callback.
 
 
-async def test_a_message_sink_takes_messages_in_order_without_the_queue():
+async def test_a_message_sink_takes_messages_in_order_without_the_queue(monkeypatch):
     from .test_bad_input import BINARY, RawClient, frame
 
     conns = []
@@ -618,7 +625,7 @@ async def test_a_message_sink_takes_messages_in_order_without_the_queue():
         raw = await RawClient.open(server.port)
         try:
             await until(lambda: conns)
-            writes = count_writes(conns[0])
+            writes = count_writes(conns[0], monkeypatch)
             payloads = [i.to_bytes(2, "big") * 8 for i in range(40)]
             raw.writer.write(b"".join(frame(BINARY, p) for p in payloads))
             assert [await raw.read_frame() for _ in payloads] == [(BINARY, p) for p in payloads]

@@ -15,7 +15,6 @@ import asyncio
 import collections
 import logging
 import os
-import socket
 import threading
 import weakref
 from asyncio import selector_events
@@ -43,6 +42,7 @@ from ..protocol.frames import Frame, Opcode
 from ..protocol.headers import Headers
 from ..types import Data, DataLike, HandshakeInfo, Subprotocol
 from .events import EventListener
+from .transport import SocketTransport, send_vectored
 
 
 __all__ = ["ClosingState", "Connection", "Receiver", "Sender"]
@@ -855,8 +855,8 @@ def _write_coalesced(transport: asyncio.Transport, chunks: list[bytes]) -> None:
     Small chunks are joined; a large one is written as it is. On asyncio's own socket
     transport with nothing buffered, the pieces go out in one ``sendmsg`` call (a large
     frame's header and payload in one system call, with no copy to join them) and the
-    transport gets only what the kernel did not take. uvloop's stream transports do the
-    same in ``writelines``.
+    transport gets only what the kernel did not take. tether's own socket transport and
+    uvloop's stream transports do the same in ``writelines``.
     """
     pieces: list[bytes | memoryview] = []
     small: list[bytes] = []
@@ -872,7 +872,7 @@ def _write_coalesced(transport: asyncio.Transport, chunks: list[bytes]) -> None:
         pieces.append(small[0] if len(small) == 1 else b"".join(small))
     if len(pieces) > 1:
         kind = type(transport)
-        if kind.__module__ == "uvloop.loop":
+        if kind is SocketTransport or kind.__module__ == "uvloop.loop":
             transport.writelines(pieces)
             return
         if (
@@ -880,38 +880,13 @@ def _write_coalesced(transport: asyncio.Transport, chunks: list[bytes]) -> None:
             and not transport.get_write_buffer_size()
             and not transport.is_closing()
         ):
-            pieces = _send_vectored(cast(Any, transport)._sock, pieces)
+            pieces = send_vectored(cast(Any, transport)._sock, pieces)
     for piece in pieces:
         transport.write(piece)
 
 
 # asyncio's socket transport on the selector loop (the default loop on Unix).
 _SELECTOR_TRANSPORT: type | None = getattr(selector_events, "_SelectorSocketTransport", None)
-
-# Pieces per sendmsg call (Linux's IOV_MAX is 1024).
-_MAX_IOV = 64
-
-
-def _send_vectored(
-    sock: socket.socket, pieces: list[bytes | memoryview]
-) -> list[bytes | memoryview]:
-    """Send ``pieces`` with one ``sendmsg``; return what was not sent, in order.
-
-    Errors are left to the transport: writing the rest meets them again and reports
-    them the transport's way.
-    """
-    try:
-        sent = sock.sendmsg(pieces[:_MAX_IOV])
-    except OSError:  # BlockingIOError included: the socket's buffer is full
-        return pieces
-    index = 0
-    while index < len(pieces) and sent >= len(pieces[index]):
-        sent -= len(pieces[index])
-        index += 1
-    rest = pieces[index:]
-    if sent:
-        rest[0] = memoryview(rest[0])[sent:]
-    return rest
 
 
 def _select_extensions(

@@ -30,6 +30,7 @@ from ..protocol.limits import Limits
 from ..types import Origin, Subprotocol
 from .connection import Connection, _select_extensions, _shared_buffer
 from .events import EventListener
+from .transport import Listener, supports_loop
 
 
 __all__ = [
@@ -509,6 +510,9 @@ class Server:
         self._closing = False
         self._closers: set[asyncio.Task[None]] = set()
         self._closed: asyncio.Future[None] = self.loop.create_future()
+        # Plain connections on the selector loop are accepted by tether's own listeners
+        # (see tether.asyncio.transport); empty when asyncio's server accepts them.
+        self._listeners: list[Listener] = []
         self._handshakes = _HandshakeDeadlines(self.loop, options.open_timeout)
 
     @property
@@ -561,8 +565,12 @@ class Server:
         """
         if not self._closing:
             self._closing = True
+            for listener in self._listeners:
+                listener.close()
             if self.server is not None:
                 self.server.close()
+            if not self._closed.done():
+                self._closed.set_result(None)
         if close_connections:
             for connection in list(self.connections):
                 if connection.protocol.state is State.OPEN:
@@ -604,9 +612,17 @@ class Server:
             await self.wait_closed()
 
     async def serve_forever(self) -> None:
-        """Run until cancelled."""
+        """Run until the server is closed, or until cancelled (which closes it)."""
         assert self.server is not None
-        await self.server.serve_forever()
+        if not self._listeners:
+            await self.server.serve_forever()
+            return
+        try:
+            await asyncio.shield(self._closed)
+        except asyncio.CancelledError:
+            self.close()
+            await self.wait_closed()
+            raise
 
     async def __aenter__(self) -> Server:
         return self
@@ -721,23 +737,40 @@ class serve:
     async def _start(self) -> Server:
         server = Server(self._handler, self._options)
         loop = server.loop
+        ssl = self._options.ssl
+        # asyncio binds and listens; without TLS on the selector loop, tether accepts.
+        own_accept = ssl is None and supports_loop(loop)
         if self._unix_path is not None:
             server.server = await loop.create_unix_server(
-                server._factory, self._unix_path, ssl=self._options.ssl, backlog=self._backlog
+                server._factory,
+                self._unix_path,
+                ssl=ssl,
+                backlog=self._backlog,
+                start_serving=not own_accept,
             )
         elif self._sock is not None:
             server.server = await loop.create_server(
-                server._factory, sock=self._sock, ssl=self._options.ssl, backlog=self._backlog
+                server._factory,
+                sock=self._sock,
+                ssl=ssl,
+                backlog=self._backlog,
+                start_serving=not own_accept,
             )
         else:
             server.server = await loop.create_server(
                 server._factory,
                 self._host,
                 self._port or 0,
-                ssl=self._options.ssl,
+                ssl=ssl,
                 backlog=self._backlog,
                 reuse_port=self._reuse_port,
+                start_serving=not own_accept,
             )
+        if own_accept:
+            server._listeners = [
+                Listener(loop, listening.dup(), server._factory, self._backlog)
+                for listening in server.server.sockets
+            ]
         self._server = server
         return server
 
