@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import errno
 import itertools
 import logging
 import socket
@@ -35,10 +34,7 @@ logger = logging.getLogger("tether.server")
 # Pieces per sendmsg call (Linux's IOV_MAX is 1024).
 _MAX_IOV = 64
 
-# accept() errors that mean "out of resources": stop accepting for a while.
-_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-
-# Seconds to wait before accepting again after running out of resources.
+# Seconds to wait before accepting again after accept() failed.
 ACCEPT_RETRY_DELAY = 1.0
 
 _DEFAULT_HIGH = 64 * 1024
@@ -135,9 +131,7 @@ class SocketTransport(asyncio.Transport):
         self._reader_on = False  # the loop watches the socket for reading
         try:
             protocol.connection_made(self)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
+        except Exception as exc:
             self._fatal_error(exc, "protocol.connection_made() failed")
             return
         self._update_reader()
@@ -153,10 +147,7 @@ class SocketTransport(asyncio.Transport):
             return self._peer
         if name == "sockname":
             if self._sockname is None and self._sock is not None:
-                try:
-                    self._sockname = self._sock.getsockname()
-                except OSError:
-                    return default
+                self._sockname = self._sock.getsockname()
             return self._sockname if self._sockname is not None else default
         if name == "socket":
             return self._sock if self._sock is not None else default
@@ -201,9 +192,7 @@ class SocketTransport(asyncio.Transport):
         protocol = self._protocol
         try:
             buffer = protocol.get_buffer(-1)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
+        except Exception as exc:
             self._fatal_error(exc, "protocol.get_buffer() failed")
             return
         try:
@@ -216,9 +205,7 @@ class SocketTransport(asyncio.Transport):
         if nbytes:
             try:
                 protocol.buffer_updated(nbytes)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
+            except Exception as exc:
                 self._fatal_error(exc, "protocol.buffer_updated() failed")
             return
         # EOF from the peer.
@@ -226,9 +213,7 @@ class SocketTransport(asyncio.Transport):
         self._update_reader()
         try:
             keep_open = protocol.eof_received()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
+        except Exception as exc:
             self._fatal_error(exc, "protocol.eof_received() failed")
             return
         if not keep_open:
@@ -257,13 +242,14 @@ class SocketTransport(asyncio.Transport):
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
         if self._write_eof:
             raise RuntimeError("cannot write after write_eof()")
-        if not data or self._lost or self._sock is None:
-            return
+        sock = self._sock
+        if not data or self._closing or sock is None:
+            return  # nothing is written after close() or abort()
         if type(data) is memoryview and data.itemsize != 1:
             data = data.cast("B")  # sizes below are in bytes
         if self._buffer is None:
             try:
-                sent = self._sock.send(data)
+                sent = sock.send(data)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
@@ -284,13 +270,14 @@ class SocketTransport(asyncio.Transport):
             for piece in list_of_data
             if len(piece)
         ]
-        if len(pieces) <= 1 or self._buffer is not None or self._sock is None or self._lost:
+        sock = self._sock
+        if len(pieces) <= 1 or self._buffer is not None or self._closing or sock is None:
             for piece in pieces:
                 self.write(piece)
             return
         if self._write_eof:
             raise RuntimeError("cannot write after write_eof()")
-        rest = send_vectored(self._sock, pieces)
+        rest = send_vectored(sock, pieces)
         # Whatever the kernel did not take (or an error) goes the usual way.
         for piece in rest:
             self.write(piece)
@@ -338,9 +325,7 @@ class SocketTransport(asyncio.Transport):
     def _call_protocol(self, name: str) -> None:
         try:
             getattr(self._protocol, name)()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
+        except Exception as exc:
             self._loop.call_exception_handler(
                 {
                     "message": f"protocol.{name}() failed",
@@ -361,11 +346,12 @@ class SocketTransport(asyncio.Transport):
             self._shutdown_write()
 
     def _shutdown_write(self) -> None:
-        if self._sock is not None:
-            try:
-                self._sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
+        sock = self._sock
+        assert sock is not None  # called only before the connection is lost
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the connection is already gone; reading will tell
 
     # Closing
 
@@ -385,7 +371,7 @@ class SocketTransport(asyncio.Transport):
         """Close now, dropping whatever is buffered."""
         self._force_close(None)
 
-    def _fatal_error(self, exc: BaseException, message: str) -> None:
+    def _fatal_error(self, exc: Exception, message: str) -> None:
         if not isinstance(exc, OSError):
             self._loop.call_exception_handler(
                 {
@@ -397,7 +383,7 @@ class SocketTransport(asyncio.Transport):
             )
         elif self._loop.get_debug():
             logger.debug("%r: %s", self, message, exc_info=exc)
-        self._force_close(exc if isinstance(exc, Exception) else None)
+        self._force_close(exc)
 
     def _force_close(self, exc: Exception | None) -> None:
         if self._lost:
@@ -411,17 +397,16 @@ class SocketTransport(asyncio.Transport):
         self._connection_lost(exc)
 
     def _connection_lost(self, exc: Exception | None) -> None:
-        if not self._lost:
-            self._lost = True
-            self._loop.call_soon(self._call_connection_lost, exc)
+        self._lost = True
+        self._loop.call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc: Exception | None) -> None:
         try:
             self._protocol.connection_lost(exc)
         finally:
             sock, self._sock = self._sock, None
-            if sock is not None:
-                sock.close()
+            assert sock is not None
+            sock.close()
             # Let go of the protocol: it usually refers back to this transport, and
             # reference counting alone then frees both.
             self._protocol = _DETACHED
@@ -471,19 +456,17 @@ class Listener:
                 conn, peer = self.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except ConnectionAbortedError:
+            except ConnectionAbortedError:  # pragma: no cover - Linux drops these itself
                 continue  # the client gave up before we got to it
             except OSError as exc:
-                if exc.errno in _RESOURCE_ERRNOS:
-                    logger.error(
-                        "accept() failed: %s; accepting again in %.0f s",
-                        exc,
-                        ACCEPT_RETRY_DELAY,
-                    )
-                    self.loop.remove_reader(self.sock.fileno())
-                    self._retry = self.loop.call_later(ACCEPT_RETRY_DELAY, self._resume)
-                    return
-                raise
+                # Out of descriptors or memory, usually (EMFILE, ENFILE, ENOBUFS,
+                # ENOMEM): retrying at once would spin, so pause accepting a while.
+                logger.error(
+                    "accept() failed: %s; accepting again in %.1f s", exc, ACCEPT_RETRY_DELAY
+                )
+                self.loop.remove_reader(self.sock.fileno())
+                self._retry = self.loop.call_later(ACCEPT_RETRY_DELAY, self._resume)
+                return
             self._start(conn, peer)
 
     def _resume(self) -> None:
@@ -497,10 +480,7 @@ class Listener:
             if self._nodelay:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             protocol = self.protocol_factory()
-        except (SystemExit, KeyboardInterrupt):
-            conn.close()
-            raise
-        except BaseException as exc:
+        except Exception as exc:
             conn.close()
             self.loop.call_exception_handler(
                 {"message": "starting an accepted connection failed", "exception": exc}
