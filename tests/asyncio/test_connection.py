@@ -367,6 +367,26 @@ async def test_keepalive_costs_no_task_per_connection():
     assert await tasks_with(None) == await tasks_with(0.02)
 
 
+def test_an_event_loop_that_served_keepalive_connections_is_freed():
+    # The keepalive wheel of a loop does not keep the loop alive once it is closed.
+    loops = []
+
+    async def main():
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+
+        async def handler(ws):
+            await ws.recv()
+
+        async with serve(handler, "127.0.0.1", 0, ping_interval=0.02) as server:
+            async with connect(url(server), ping_interval=0.02) as ws:
+                await ws.ping()
+                await ws.send("bye")
+
+    asyncio.run(main())
+    gc.collect()
+    assert loops[0]() is None
+
+
 def count_writes(connection, monkeypatch):
     """Record the size of every write (``write`` or ``writelines`` call) of ``connection``."""
     transport = connection.transport

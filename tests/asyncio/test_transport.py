@@ -156,9 +156,10 @@ async def test_memoryviews_of_wider_items_are_written_as_bytes(pair):
 
 async def test_writelines_sends_pieces_in_order(pair):
     transport, _protocol, peer = pair
-    pieces = [b"head", bytearray(b"-middle-"), memoryview(b"tail"), b""]
+    wide = memoryview(struct.pack("<2I", 7, 8)).cast("I")  # 2 items, 8 bytes
+    pieces = [b"head", bytearray(b"-middle-"), memoryview(b"tail"), b"", wide]
     transport.writelines(pieces)
-    assert await read_exactly(peer, 16) == b"head-middle-tail"
+    assert await read_exactly(peer, 24) == b"head-middle-tail" + struct.pack("<2I", 7, 8)
     # Pieces larger than the kernel takes: the rest is buffered, in order.
     small_buffers(transport, peer)
     big = [bytes([i]) * 300_000 for i in range(4)]

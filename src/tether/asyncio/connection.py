@@ -1010,13 +1010,15 @@ class _KeepaliveWheel:
         self.handle = self.loop.call_later(self.period, self.tick)
 
 
-_wheels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _KeepaliveWheel] = (
-    weakref.WeakKeyDictionary()
-)
+# The wheel of each event loop, by the loop's id. Held weakly: a wheel lives while its
+# connections or its pending timer (in the loop) refer to it, so neither the wheel nor
+# the loop it refers to outlives the loop's use.
+_wheels: weakref.WeakValueDictionary[int, _KeepaliveWheel] = weakref.WeakValueDictionary()
 
 
 def _keepalive_wheel(loop: asyncio.AbstractEventLoop) -> _KeepaliveWheel:
-    wheel = _wheels.get(loop)
+    # A live wheel keeps its loop alive, so the id can't belong to another loop.
+    wheel = _wheels.get(id(loop))
     if wheel is None:
-        wheel = _wheels[loop] = _KeepaliveWheel(loop)
+        wheel = _wheels[id(loop)] = _KeepaliveWheel(loop)
     return wheel

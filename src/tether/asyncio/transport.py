@@ -265,8 +265,9 @@ class SocketTransport(asyncio.Transport):
         self._check_high_water()
 
     def writelines(self, list_of_data: Iterable[_Buffer]) -> None:
+        # Sizes are counted in bytes, as sendmsg counts them.
         pieces = [
-            memoryview(piece) if isinstance(piece, bytearray) else piece
+            piece if type(piece) is bytes else memoryview(piece).cast("B")
             for piece in list_of_data
             if len(piece)
         ]
