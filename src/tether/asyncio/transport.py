@@ -492,4 +492,7 @@ class Listener:
 
 def supports_loop(loop: asyncio.AbstractEventLoop) -> bool:
     """Tell whether :class:`Listener` and :class:`SocketTransport` can run on ``loop``."""
-    return isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop)
+    # sendmsg() is missing on Windows, whose selector loop then keeps asyncio's path.
+    return isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop) and hasattr(
+        socket.socket, "sendmsg"
+    )
