@@ -365,7 +365,7 @@ def table(results: list[Result]) -> str:
         "|---|---|---|---|---:|---|---:|---|---|---:|---:|",
     ]
     order = {name: i for i, name in enumerate((*LIBRARIES, CALIBRATION))}
-    for r in sorted(results, key=lambda r: (r.scenario, r.loop, order[r.server])):
+    for r in sorted(results, key=lambda r: (r.scenario, r.loop, order.get(r.server, len(order)))):
         if r.value is None:
             value, unit = "failed", r.failure.replace("|", "/")
         else:

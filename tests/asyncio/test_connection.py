@@ -847,3 +847,121 @@ async def test_a_finished_connection_is_freed_without_the_cycle_collector():
             await until(lambda: refs[0]() is None)
     finally:
         gc.enable()
+
+
+def record_reads(monkeypatch):
+    """Return a list that is ``[True]`` exactly while a server connection handles a read."""
+    from tether.asyncio.server import ServerConnection
+
+    inside = [False]
+    original = ServerConnection.buffer_updated
+
+    def buffer_updated(self, nbytes):
+        inside[0] = True
+        try:
+            original(self, nbytes)
+        finally:
+            inside[0] = False
+
+    monkeypatch.setattr(ServerConnection, "buffer_updated", buffer_updated)
+    return inside
+
+
+async def test_a_waiting_handler_takes_its_message_within_the_read(monkeypatch):
+    # The handler's task is stepped inside the read callback that queued its message,
+    # in its own context, and its reply leaves before that callback returns.
+    import contextvars
+
+    inside = record_reads(monkeypatch)
+    var = contextvars.ContextVar("var")
+    seen = []
+
+    async def handler(ws):
+        var.set("handler")
+        writes = count_writes(ws, monkeypatch)
+        async for message in ws:
+            before = len(writes)
+            await ws.send(message)
+            seen.append((message, inside[0], var.get(), len(writes) - before))
+
+    async with serve(handler, "127.0.0.1", 0) as server, connect(url(server)) as ws:
+        for message in ["one", b"two", "three"]:
+            await ws.send(message)
+            assert await ws.recv() == message
+    assert seen == [
+        ("one", True, "handler", 1),
+        (b"two", True, "handler", 1),
+        ("three", True, "handler", 1),
+    ]
+
+
+async def test_a_handler_failing_within_the_read_fails_only_its_connection(monkeypatch):
+    inside = record_reads(monkeypatch)
+    failed_inside = []
+
+    async def handler(ws):
+        async for message in ws:
+            if message == "fail":
+                failed_inside.append(inside[0])
+                raise RuntimeError("boom")
+            if message == "close":
+                await ws.close(4000, "asked")
+                return
+            await ws.send(message)
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        async with connect(url(server)) as bystander, connect(url(server)) as failing:
+            await failing.send("fail")
+            with pytest.raises(ConnectionClosedError) as info:
+                await failing.recv()
+            assert info.value.code == 1011
+            assert failed_inside == [True]
+            await bystander.send("still here")
+            assert await bystander.recv() == "still here"
+        async with connect(url(server)) as closing:
+            await closing.send("close")
+            with pytest.raises(ConnectionClosedError) as info:
+                await closing.recv()
+            assert (info.value.code, info.value.reason) == (4000, "asked")
+
+
+async def test_a_message_read_while_a_task_runs_wakes_the_waiter_later(echo_server):
+    # Data handed to the connection from inside a running task can't step another task
+    # there: the waiter is woken by the event loop as usual.
+    async with connect(url(echo_server)) as ws:
+        got = []
+
+        async def receive():
+            got.append(await ws.recv())
+
+        receiver = asyncio.create_task(receive())
+        await until(lambda: ws._recv_waiter is not None)
+        frame = bytes([0x82, 3]) + b"abc"  # unmasked, as from a server
+        buffer = ws.get_buffer(-1)
+        buffer[: len(frame)] = frame
+        ws.buffer_updated(len(frame))
+        assert got == []
+        await receiver
+        assert got == [b"abc"]
+
+
+async def test_handlers_on_python_tasks_are_woken_by_the_loop(monkeypatch):
+    # Only the C task's wakeup is run in place; any other task type gets the plain path.
+    inside = record_reads(monkeypatch)
+    seen = []
+
+    async def handler(ws):
+        async for message in ws:
+            seen.append((message, inside[0]))
+            await ws.send(message)
+
+    loop = asyncio.get_running_loop()
+    python_task = asyncio.tasks._PyTask  # type: ignore[attr-defined]
+    loop.set_task_factory(lambda loop, coro, **kwargs: python_task(coro, loop=loop, **kwargs))
+    try:
+        async with serve(handler, "127.0.0.1", 0) as server, connect(url(server)) as ws:
+            await ws.send("hi")
+            assert await ws.recv() == "hi"
+    finally:
+        loop.set_task_factory(None)
+    assert seen == [("hi", False)]

@@ -16,6 +16,7 @@ import collections
 import logging
 import os
 import threading
+import types
 import weakref
 from asyncio import selector_events
 from collections.abc import (
@@ -66,6 +67,31 @@ def _shared_buffer() -> memoryview:
     if view is None:
         view = _local.view = memoryview(bytearray(_SHARED_BUFFER_SIZE))
     return view
+
+
+def _wake(waiter: asyncio.Future[None], loop: asyncio.AbstractEventLoop) -> None:
+    """Resolve ``waiter``; if a task is all that waits on it, run that task's step now.
+
+    Called at the end of a read callback that queued a message for a task suspended in
+    :meth:`Connection.recv`. Resolving the future the usual way schedules the task's
+    wakeup for a later loop turn: one more pass through the selector (with a zero
+    timeout) and a callback handle per message, which is a large share of a round trip
+    that does little else. When the future's only callback is the wakeup of an asyncio
+    task (C implementation) and no task is running, the wakeup is taken off the future
+    and run here, in the task's context, exactly as the loop would have run it a moment
+    later: the handler takes the message, and a reply it sends is written before this
+    callback returns. Anything else (other callbacks, a running task, a Python-level
+    task) gets the plain ``set_result``.
+    """
+    callbacks = getattr(waiter, "_callbacks", None)
+    if callbacks and len(callbacks) == 1 and asyncio.current_task(loop) is None:
+        wakeup, context = callbacks[0]
+        if type(wakeup) is types.BuiltinMethodType and wakeup.__name__ == "task_wakeup":
+            waiter.remove_done_callback(wakeup)
+            waiter.set_result(None)
+            context.run(wakeup, waiter)
+            return
+    waiter.set_result(None)
 
 
 class ClosingState:
@@ -304,6 +330,21 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
 
     async def __anext__(self) -> Data:
         messages = self._messages
+        if (
+            not messages
+            and self._recv_waiter is None
+            and self._close_exc is None
+            and not self._closed.done()
+        ):
+            # Idle: wait here rather than in a nested recv(), one coroutine frame less
+            # to suspend and resume per message.
+            self._messages = None  # release the empty queue
+            waiter = self._recv_waiter = self.loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._recv_waiter = None
+            messages = self._messages
         if messages and not self._reading_paused and not self.protocol.failure_pending:
             # Fast path: a message is queued and no flow-control bookkeeping is due.
             message = messages.popleft()
@@ -693,8 +734,10 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
                 if self.transport is not None:
                     self.transport.pause_reading()
             waiter = self._recv_waiter
-            if waiter is not None and not waiter.done() and messages:
-                waiter.set_result(None)
+            if waiter is not None and (waiter.done() or not messages):
+                waiter = None
+        else:
+            waiter = None
         if protocol.failure_pending:
             if not self._messages:
                 protocol.apply_pending_failure()
@@ -704,6 +747,8 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
                 )
         if protocol.has_data_to_send() or protocol.close_transport:
             self._flush()
+        if waiter is not None:
+            _wake(waiter, self.loop)
 
     def _sink_failed(self) -> None:
         """The message sink raised: log it and fail the connection with 1011."""
