@@ -306,9 +306,7 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
                 raise self._closed_error()
             if self._recv_waiter is not None:
                 raise ConcurrencyError("another coroutine is already waiting for a message")
-            # Going idle: release the empty queue.
-            self._messages = None
-            waiter = self._recv_waiter = self.loop.create_future()
+            waiter = self._idle_waiter()
             try:
                 await waiter
             finally:
@@ -325,6 +323,12 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
                 self.transport.resume_reading()
         return message
 
+    def _idle_waiter(self) -> asyncio.Future[None]:
+        """Going idle: release the empty queue and return the future a read resolves."""
+        self._messages = None
+        waiter = self._recv_waiter = self.loop.create_future()
+        return waiter
+
     def __aiter__(self) -> AsyncIterator[Data]:
         return self
 
@@ -336,10 +340,9 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
             and self._close_exc is None
             and not self._closed.done()
         ):
-            # Idle: wait here rather than in a nested recv(), one coroutine frame less
-            # to suspend and resume per message.
-            self._messages = None  # release the empty queue
-            waiter = self._recv_waiter = self.loop.create_future()
+            # Wait here rather than in a nested recv(): one coroutine frame less to
+            # suspend and resume per message.
+            waiter = self._idle_waiter()
             try:
                 await waiter
             finally:
