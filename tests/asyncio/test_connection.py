@@ -945,6 +945,40 @@ async def test_a_message_read_while_a_task_runs_wakes_the_waiter_later(echo_serv
         assert got == [b"abc"]
 
 
+@pytest.mark.parametrize("iterate", [False, True], ids=["recv", "async-for"])
+async def test_a_receiver_cancelled_before_taking_its_message_leaves_it_queued(
+    echo_server, iterate
+):
+    # A message handed straight to a waiting receiver is not lost when that receiver is
+    # cancelled before it runs: the next one gets it, ahead of the messages after it.
+    def feed(ws, payload):
+        frame = bytes([0x82, len(payload)]) + payload  # unmasked, as from a server
+        buffer = ws.get_buffer(-1)
+        buffer[: len(frame)] = frame
+        ws.buffer_updated(len(frame))
+
+    async with connect(url(echo_server)) as ws:
+
+        async def receive():
+            if iterate:
+                async for message in ws:
+                    return message
+            return await ws.recv()
+
+        receiver = asyncio.create_task(receive())
+        await until(lambda: ws._recv_waiter is not None)
+        feed(ws, b"first")  # from this task: the receiver's step comes later
+        assert ws._recv_waiter.result() == b"first"
+        feed(ws, b"second")
+        receiver.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await receiver
+        assert await ws.recv() == b"first"
+        assert await ws.recv() == b"second"
+        await ws.send("still works")
+        assert await ws.recv() == "still works"
+
+
 async def test_handlers_on_python_tasks_are_woken_by_the_loop(monkeypatch):
     # Only the C task's wakeup is run in place; any other task type gets the plain path.
     inside = record_reads(monkeypatch)

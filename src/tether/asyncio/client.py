@@ -30,7 +30,7 @@ from ..protocol.http11 import Response, ResponseParser
 from ..protocol.limits import Limits
 from ..protocol.uri import WebSocketURI, parse_uri
 from ..types import Origin, Subprotocol
-from .connection import Connection, _select_extensions, _shared_buffer
+from .connection import Connection, _select_extensions
 from .events import EventListener
 
 
@@ -65,7 +65,7 @@ class ClientConnection(Connection):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._parser is not None:
-            return _shared_buffer()
+            return self._shared
         return super().get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -74,7 +74,7 @@ class ClientConnection(Connection):
             super().buffer_updated(nbytes)
             return
         try:
-            response = parser.feed(bytes(_shared_buffer()[:nbytes]))
+            response = parser.feed(bytes(self._shared[:nbytes]))
         except (InvalidMessage, SecurityError) as exc:
             self._parser = None
             self._fail_handshake(exc)

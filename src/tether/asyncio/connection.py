@@ -69,11 +69,14 @@ def _shared_buffer() -> memoryview:
     return view
 
 
-def _wake(waiter: asyncio.Future[None], loop: asyncio.AbstractEventLoop) -> None:
-    """Resolve ``waiter``; if a task is all that waits on it, run that task's step now.
+def _wake(
+    waiter: asyncio.Future[Data | None], loop: asyncio.AbstractEventLoop, message: Data | None
+) -> None:
+    """Resolve ``waiter`` with ``message``; if a task is all that waits, run its step now.
 
-    Called at the end of a read callback that queued a message for a task suspended in
-    :meth:`Connection.recv`. Resolving the future the usual way schedules the task's
+    Called at the end of a read callback that has a message for a task suspended in
+    :meth:`Connection.recv` (``message`` is that message when it skips the queue, else
+    ``None``). Resolving the future the usual way schedules the task's
     wakeup for a later loop turn: one more pass through the selector (with a zero
     timeout) and a callback handle per message, which is a large share of a round trip
     that does little else. When the future's only callback is the wakeup of an asyncio
@@ -88,10 +91,10 @@ def _wake(waiter: asyncio.Future[None], loop: asyncio.AbstractEventLoop) -> None
         wakeup, context = callbacks[0]
         if type(wakeup) is types.BuiltinMethodType and wakeup.__name__ == "task_wakeup":
             waiter.remove_done_callback(wakeup)
-            waiter.set_result(None)
+            waiter.set_result(message)
             context.run(wakeup, waiter)
             return
-    waiter.set_result(None)
+    waiter.set_result(message)
 
 
 class ClosingState:
@@ -178,7 +181,11 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         "_pings",
         "_queued_bytes",
         "_reading_paused",
+        "_reads",
+        "_reads_at_ping",
+        "_reads_seen",
         "_recv_waiter",
+        "_shared",
         "_sink",
         "_wheel",
         "_writing_paused",
@@ -247,9 +254,13 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         # hold no queue.
         self._messages: collections.deque[Data] | None = None
         self._queued_bytes = 0
-        self._recv_waiter: asyncio.Future[None] | None = None
+        # Resolved by a read: with the message when it was the only one and nobody else
+        # wanted it (it skips the queue), else with None (look in the queue, or at the
+        # connection's state).
+        self._recv_waiter: asyncio.Future[Data | None] | None = None
         self._reading_paused = False
         self._own_buffer = False
+        self._shared = _shared_buffer()
         self._sink: Callable[[Data], bool] | None = None
         self._delivering = False
 
@@ -265,6 +276,10 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] | None = None
         self._keepalive_ping: bytes | None = None
         self._keepalive_sent = 0.0
+        # Reads are counted, not timed: the keepalive wheel notes when the count moved.
+        self._reads = 0
+        self._reads_seen = 0
+        self._reads_at_ping = 0
         self._last_recv = 0.0
         self._wheel: _KeepaliveWheel | None = None
 
@@ -308,9 +323,14 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
                 raise ConcurrencyError("another coroutine is already waiting for a message")
             waiter = self._idle_waiter()
             try:
-                await waiter
+                message = await waiter
+            except BaseException:
+                self._give_back(waiter)
+                raise
             finally:
                 self._recv_waiter = None
+            if message is not None:
+                return message
             messages = self._messages
         message = messages.popleft()
         if not messages and self.protocol.failure_pending:
@@ -323,11 +343,22 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
                 self.transport.resume_reading()
         return message
 
-    def _idle_waiter(self) -> asyncio.Future[None]:
+    def _idle_waiter(self) -> asyncio.Future[Data | None]:
         """Going idle: release the empty queue and return the future a read resolves."""
         self._messages = None
         waiter = self._recv_waiter = self.loop.create_future()
         return waiter
+
+    def _give_back(self, waiter: asyncio.Future[Data | None]) -> None:
+        """Queue again a message handed to a receiver that was cancelled before taking it."""
+        if waiter.done() and not waiter.cancelled():
+            message = waiter.result()
+            if message is not None:
+                messages = self._messages
+                if messages is None:
+                    messages = self._messages = collections.deque()
+                messages.appendleft(message)
+                self._queued_bytes += len(message)
 
     def __aiter__(self) -> AsyncIterator[Data]:
         return self
@@ -344,9 +375,14 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
             # suspend and resume per message.
             waiter = self._idle_waiter()
             try:
-                await waiter
+                message = await waiter
+            except BaseException:
+                self._give_back(waiter)
+                raise
             finally:
                 self._recv_waiter = None
+            if message is not None:
+                return message
             messages = self._messages
         if messages and not self._reading_paused and not self.protocol.failure_pending:
             # Fast path: a message is queued and no flow-control bookkeeping is due.
@@ -621,7 +657,7 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         view = self.protocol.get_buffer(sizehint)
         if view is None:
             self._own_buffer = False
-            return _shared_buffer()
+            return self._shared
         self._own_buffer = True
         return view
 
@@ -630,8 +666,8 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         if self._own_buffer:
             protocol.buffer_updated(nbytes)
         else:
-            protocol.receive_data(_shared_buffer()[:nbytes])
-        self._last_recv = self.loop.time()
+            protocol.receive_data(self._shared[:nbytes])
+        self._reads += 1
         self._process_events()
 
     def eof_received(self) -> bool | None:
@@ -701,6 +737,23 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
     def _process_events(self) -> None:
         protocol = self.protocol
         events = protocol.events_received()
+        waiter = self._recv_waiter
+        if (
+            len(events) == 1
+            and waiter is not None
+            and self._sink is None
+            and not self.listeners
+            and not protocol.failure_pending
+            and not waiter.done()
+        ):
+            message = events[0]
+            if type(message) is bytes or type(message) is str:
+                # The common case: one message for a receiver waiting on an empty queue.
+                # The future carries it; the queue is not involved.
+                if protocol.has_data_to_send() or protocol.close_transport:
+                    self._flush()
+                _wake(waiter, self.loop, message)
+                return
         if events:
             messages = self._messages
             listeners = self.listeners
@@ -736,7 +789,6 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
                 self._reading_paused = True
                 if self.transport is not None:
                     self.transport.pause_reading()
-            waiter = self._recv_waiter
             if waiter is not None and (waiter.done() or not messages):
                 waiter = None
         else:
@@ -751,7 +803,7 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         if protocol.has_data_to_send() or protocol.close_transport:
             self._flush()
         if waiter is not None:
-            _wake(waiter, self.loop)
+            _wake(waiter, self.loop, None)
 
     def _sink_failed(self) -> None:
         """The message sink raised: log it and fail the connection with 1011."""
@@ -855,11 +907,12 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         """Called by the keepalive wheel; sends a ping or detects a dead peer."""
         if self.protocol.state is not State.OPEN:
             return
+        reads = self._reads
         if self._keepalive_ping is not None:
             timeout = self.ping_timeout
             if (
                 timeout is not None
-                and self._last_recv < self._keepalive_sent
+                and reads == self._reads_at_ping
                 and now - self._keepalive_sent >= timeout
                 and not self._reading_paused
             ):
@@ -870,11 +923,15 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
                 if self.transport is not None:
                     self.transport.abort()
             return
+        if reads != self._reads_seen:
+            self._reads_seen = reads
+            self._last_recv = now
         interval = self.ping_interval
         if interval is not None and now - self._last_recv >= interval:
             payload = os.urandom(4)
             self._keepalive_ping = payload
             self._keepalive_sent = now
+            self._reads_at_ping = reads
             self.protocol.send_ping(payload)
             self._flush()
 

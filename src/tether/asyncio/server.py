@@ -28,7 +28,7 @@ from ..protocol.headers import Headers
 from ..protocol.http11 import Request, RequestParser, Response
 from ..protocol.limits import Limits
 from ..types import Origin, Subprotocol
-from .connection import Connection, _select_extensions, _shared_buffer
+from .connection import Connection, _select_extensions
 from .events import EventListener
 from .transport import Listener, supports_loop
 
@@ -166,12 +166,12 @@ class ServerConnection(Connection):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._handshaking:
-            return _shared_buffer()
+            return self._shared
         return super().get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:
         if self._handshaking:
-            self._feed_handshake(bytes(_shared_buffer()[:nbytes]))
+            self._feed_handshake(bytes(self._shared[:nbytes]))
         else:
             super().buffer_updated(nbytes)
 
