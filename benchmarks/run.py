@@ -161,10 +161,18 @@ class ServerProcess:
     """A benchmark server in its own process; always terminated on exit."""
 
     def __init__(
-        self, name: str, loop: str, prefix: list[str], log: Path, *, rpc: bool = False
+        self,
+        name: str,
+        loop: str,
+        prefix: list[str],
+        log: Path,
+        *,
+        rpc: bool = False,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
         self.log = log
+        self.env = env
         script = SERVERS_DIR / f"{name}_{'rpc_' if rpc else ''}server.py"
         command = [*prefix, sys.executable, str(script)]
         command.append(str(self.port))
@@ -177,7 +185,7 @@ class ServerProcess:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("w") as log:
             self.process = subprocess.Popen(
-                self.command, stdout=subprocess.PIPE, stderr=log, text=True
+                self.command, stdout=subprocess.PIPE, stderr=log, text=True, env=self.env
             )
         assert self.process.stdout is not None
         deadline = time.monotonic() + 20.0

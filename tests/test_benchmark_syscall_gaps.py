@@ -1,0 +1,84 @@
+"""The syscall-gap tool: perf's tracepoint lines become per-round-trip stretches."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def gaps():
+    bench = Path(__file__).resolve().parent.parent / "benchmarks"
+    sys.path.insert(0, str(bench))
+    spec = importlib.util.spec_from_file_location("bench_gaps", bench / "syscall_gaps.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(str(bench))
+        sys.modules.pop("run", None)
+
+
+def lines(*events):
+    return "\n".join(f"  {t:.9f}:  syscalls:{name}: fd: 0x3" for t, name in events)
+
+
+ROUND_TRIP = [
+    (0.000010, "sys_exit_epoll_wait"),
+    (0.000012, "sys_enter_recvfrom"),
+    (0.000013, "sys_exit_recvfrom"),
+    (0.000020, "sys_enter_sendto"),
+    (0.000040, "sys_exit_sendto"),
+    (0.000045, "sys_enter_epoll_wait"),
+]
+
+
+def shifted(events, by):
+    return [(t + by, name) for t, name in events]
+
+
+def test_parse_script_reads_time_and_event(gaps):
+    text = lines(*ROUND_TRIP) + "\nnot a line\n\n"
+    events = gaps.parse_script(text)
+    assert events == [(pytest.approx(t), name) for t, name in ROUND_TRIP]
+
+
+def test_round_trips_measures_each_stretch(gaps):
+    events = gaps.parse_script(lines(*ROUND_TRIP, *shifted(ROUND_TRIP, 0.0001)))
+    durations = gaps.round_trips(events)
+    assert durations["wake -> read"] == [pytest.approx(2.0), pytest.approx(2.0)]
+    assert durations["read -> reply"] == [pytest.approx(7.0), pytest.approx(7.0)]
+    assert durations["reply (syscall)"] == [pytest.approx(20.0), pytest.approx(20.0)]
+    assert durations["reply -> wait"] == [pytest.approx(5.0), pytest.approx(5.0)]
+
+
+def test_round_trips_skip_irregular_sequences(gaps):
+    # A read that found nothing (EAGAIN) and a reply in two calls: neither is counted.
+    irregular = [
+        (0.000001, "sys_exit_epoll_wait"),
+        (0.000002, "sys_enter_recvfrom"),
+        (0.000003, "sys_exit_recvfrom"),
+        (0.000004, "sys_enter_recvfrom"),
+        (0.000005, "sys_exit_recvfrom"),
+        (0.000006, "sys_enter_sendto"),
+        (0.000007, "sys_exit_sendto"),
+        (0.000008, "sys_enter_sendto"),
+        (0.000009, "sys_exit_sendto"),
+        (0.000010, "sys_enter_epoll_wait"),
+    ]
+    events = gaps.parse_script(lines(*irregular, *shifted(ROUND_TRIP, 0.001)))
+    durations = gaps.round_trips(events)
+    assert durations["read -> reply"] == [pytest.approx(7.0)]
+
+
+def test_server_process_puts_the_variant_first_on_the_path(gaps, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    process = gaps.server_process("tether@/other/src", "asyncio", [])
+    assert process.env is not None
+    assert process.env["PYTHONPATH"].split(":") == ["/other/src", "/elsewhere"]
+    assert process.command[1].endswith("tether_server.py")
+    assert gaps.server_process("picows", "asyncio", []).env is None
