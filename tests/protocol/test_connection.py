@@ -704,3 +704,86 @@ def test_open_moves_a_connecting_protocol_to_open_with_its_extensions():
     too_many = Protocol(CLIENT, state=State.CONNECTING)
     with pytest.raises(ValueError, match="at most one extension"):
         too_many.open([deflate, deflate])
+
+
+def _stream_of_every_kind():
+    """Whole frames, a fragmented text message, a large binary and a large text frame."""
+    return b"".join(
+        [
+            from_client(Opcode.BINARY, b"a" * 10),
+            from_client(Opcode.TEXT, "é".encode() * 100),
+            from_client(Opcode.TEXT, b"frag", fin=False),
+            from_client(Opcode.PING, b"p"),
+            from_client(Opcode.CONT, b"ment", fin=False),
+            from_client(Opcode.CONT, b"ed", fin=True),
+            from_client(Opcode.BINARY, bytes(range(256)) * 300),
+            from_client(Opcode.TEXT, b"t" * 70_000),
+            from_client(Opcode.BINARY, b"end"),
+        ]
+    )
+
+
+@pytest.mark.parametrize("size", [1, 3, 100, 4096, 65_536, 1 << 20])
+@pytest.mark.parametrize("through_buffer", [False, True])
+def test_partial_frame_tells_whether_get_buffer_offers_a_buffer(size, through_buffer):
+    # A runtime reads into its own buffer while partial_frame is false, without asking.
+    stream = memoryview(_stream_of_every_kind())
+    p = Protocol(SERVER)
+    assert p.partial_frame is False
+    while stream:
+        assert p.partial_frame == (p.get_buffer(-1) is not None)
+        if through_buffer and p.partial_frame:
+            buffer = p.get_buffer(size)
+            assert buffer is not None
+            n = min(len(buffer), len(stream), size)
+            buffer[:n] = stream[:n]
+            p.buffer_updated(n)
+        else:
+            n = min(size, len(stream))
+            p.receive_data(stream[:n])
+        stream = stream[n:]
+    assert p.partial_frame is False
+    assert p.events_received() == [
+        b"a" * 10,
+        "é" * 100,
+        Frame(Opcode.PING, b"p"),
+        "fragmented",
+        bytes(range(256)) * 300,
+        "t" * 70_000,
+        b"end",
+    ]
+
+
+@pytest.mark.parametrize("end", ["eof", "fail"])
+def test_partial_frame_is_cleared_when_input_is_dropped(end):
+    for cut in (5, 100, 40_000):  # a small frame's start, a large text, a large binary
+        p = Protocol(SERVER)
+        p.receive_data(
+            _stream_of_every_kind()[:cut]
+            if cut != 40_000
+            else from_client(Opcode.BINARY, b"x" * 100_000)[:cut]
+        )
+        assert p.partial_frame
+        if end == "eof":
+            p.receive_eof()
+        else:
+            p.fail(1011)
+        assert p.partial_frame is False
+        assert p.get_buffer(-1) is None
+
+
+def test_frame_and_message_limits_set_after_construction_apply():
+    p = Protocol(SERVER)
+    p.max_message_size = 4
+    assert p.max_message_size == 4
+    p.receive_data(from_client(Opcode.BINARY, b"12345"))
+    assert_failed(p, 1009)
+    q = Protocol(SERVER)
+    q.max_frame_size = 2
+    assert q.max_frame_size == 2
+    q.receive_data(from_client(Opcode.TEXT, b"abc"))
+    assert_failed(q, 1009)
+    r = Protocol(SERVER, limits=Limits(max_message_size=2, max_frame_size=2))
+    r.max_message_size = r.max_frame_size = None
+    r.receive_data(from_client(Opcode.BINARY, b"x" * 1000))
+    assert r.events_received() == [b"x" * 1000]

@@ -53,6 +53,7 @@ class ClientConnection(Connection):
         super().__init__(protocol, **kw)
         self._request_bytes = request_bytes
         self._parser: ResponseParser | None = ResponseParser(limits)
+        self._opening = True
         self._response_waiter: asyncio.Future[Response] = self.loop.create_future()
         self._leftover = b""
         self._key = ""
@@ -63,24 +64,17 @@ class ClientConnection(Connection):
         assert self.transport is not None
         self.transport.write(self._request_bytes)
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        if self._parser is not None:
-            return self._shared
-        return super().get_buffer(sizehint)
-
-    def buffer_updated(self, nbytes: int) -> None:
+    def _opening_data(self, data: bytes) -> None:
         parser = self._parser
-        if parser is None:
-            super().buffer_updated(nbytes)
-            return
+        assert parser is not None
         try:
-            response = parser.feed(bytes(self._shared[:nbytes]))
+            response = parser.feed(data)
         except (InvalidMessage, SecurityError) as exc:
-            self._parser = None
+            self._end_opening()
             self._fail_handshake(exc)
             return
         if response is not None:
-            self._parser = None
+            self._end_opening()
             self._leftover = parser.leftover
             assert self.transport is not None
             self.transport.pause_reading()
@@ -90,7 +84,7 @@ class ClientConnection(Connection):
     def eof_received(self) -> bool | None:
         parser = self._parser
         if parser is not None:
-            self._parser = None
+            self._end_opening()
             try:
                 response = parser.feed_eof()
             except (InvalidMessage, SecurityError) as exc:
@@ -102,6 +96,11 @@ class ClientConnection(Connection):
                 self._fail_handshake(InvalidMessage("connection closed during handshake"))
             return None
         return super().eof_received()
+
+    def _end_opening(self) -> None:
+        """From now on, received bytes are WebSocket frames."""
+        self._parser = None
+        self._opening = False
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self._response_waiter.done():

@@ -175,6 +175,7 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         "_keepalive_sent",
         "_last_recv",
         "_messages",
+        "_opening",
         "_own_buffer",
         "_pending_frames",
         "_pending_out",
@@ -260,6 +261,8 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         self._recv_waiter: asyncio.Future[Data | None] | None = None
         self._reading_paused = False
         self._own_buffer = False
+        # True while the opening handshake reads the socket: reads go to _opening_data.
+        self._opening = False
         self._shared = _shared_buffer()
         self._sink: Callable[[Data], bool] | None = None
         self._delivering = False
@@ -654,21 +657,30 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         self._last_recv = self.loop.time()
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        view = self.protocol.get_buffer(sizehint)
-        if view is None:
-            self._own_buffer = False
-            return self._shared
-        self._own_buffer = True
-        return view
+        protocol = self.protocol
+        if protocol.partial_frame:
+            view = protocol.get_buffer(sizehint)
+            assert view is not None
+            self._own_buffer = True
+            return view
+        # No frame is pending: read into the buffer every connection of the thread shares.
+        self._own_buffer = False
+        return self._shared
 
     def buffer_updated(self, nbytes: int) -> None:
-        protocol = self.protocol
         if self._own_buffer:
-            protocol.buffer_updated(nbytes)
+            self.protocol.buffer_updated(nbytes)
+        elif self._opening:
+            self._opening_data(bytes(self._shared[:nbytes]))
+            return
         else:
-            protocol.receive_data(self._shared[:nbytes])
+            self.protocol.receive_data(self._shared[:nbytes])
         self._reads += 1
         self._process_events()
+
+    def _opening_data(self, data: bytes) -> None:
+        """Take bytes received during the opening handshake (while ``_opening``)."""
+        raise NotImplementedError  # pragma: no cover - set only by subclasses
 
     def eof_received(self) -> bool | None:
         self.protocol.receive_eof()

@@ -75,7 +75,6 @@ class ServerConnection(Connection):
     """
 
     __slots__ = (
-        "_handshaking",
         "_initial_data",
         "_parser",
         "_raw_request",
@@ -105,7 +104,7 @@ class ServerConnection(Connection):
         self.response: Response | None = None
         # The parser is made when the first read isn't a whole plain upgrade request.
         self._parser: RequestParser | None = None
-        self._handshaking = True
+        self._opening = True
         self._initial_data = b""
         self._task: asyncio.Task[None] | None = None
         self._reading_paused_by_handshake = False
@@ -145,7 +144,7 @@ class ServerConnection(Connection):
         self.server._handshakes.start(self)
         if self._initial_data:
             data, self._initial_data = self._initial_data, b""
-            self._feed_handshake(data)
+            self._opening_data(data)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run the rest of this connection's life in a task the server can wait for."""
@@ -164,17 +163,6 @@ class ServerConnection(Connection):
     def _handshake_done(self) -> None:
         self.server._handshakes.done(self)
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        if self._handshaking:
-            return self._shared
-        return super().get_buffer(sizehint)
-
-    def buffer_updated(self, nbytes: int) -> None:
-        if self._handshaking:
-            self._feed_handshake(bytes(self._shared[:nbytes]))
-        else:
-            super().buffer_updated(nbytes)
-
     def eof_received(self) -> bool | None:
         if self.protocol.state is State.CONNECTING:
             # The client left during the handshake: nothing to answer.
@@ -191,10 +179,10 @@ class ServerConnection(Connection):
 
     def _end_handshake(self) -> None:
         """From now on, received bytes are WebSocket frames (or ignored)."""
-        self._handshaking = False
+        self._opening = False
         self._parser = None
 
-    def _feed_handshake(self, data: bytes) -> None:
+    def _opening_data(self, data: bytes) -> None:
         parser = self._parser
         if parser is None:
             # The first read; a whole plain upgrade request usually arrives in one.

@@ -102,6 +102,7 @@ class Protocol:
     __slots__ = (
         "_buf",
         "_buf_len",
+        "_data_limit",
         "_direct",
         "_direct_mask",
         "_direct_pos",
@@ -111,6 +112,8 @@ class Protocol:
         "_fast_send",
         "_mask_pool",
         "_mask_pos",
+        "_max_frame",
+        "_max_message",
         "_msg_compressed",
         "_msg_decoder",
         "_msg_frames",
@@ -133,8 +136,7 @@ class Protocol:
         "failure_pending",
         "limits",
         "max_fragments",
-        "max_frame_size",
-        "max_message_size",
+        "partial_frame",
         "side",
         "state",
     )
@@ -152,8 +154,9 @@ class Protocol:
         self.limits = limits = limits if limits is not None else Limits()
         self._set_extensions(extensions)
 
-        self.max_message_size = limits.max_message_size
-        self.max_frame_size = limits.max_frame_size
+        self._max_message = limits.max_message_size
+        self._max_frame = limits.max_frame_size
+        self._data_limit = self._limit()
         self.max_fragments = limits.max_fragments
 
         # Output.
@@ -169,6 +172,8 @@ class Protocol:
         # Input buffer holding a partial frame between reads; empty when idle.
         self._buf = bytearray()
         self._buf_len = 0
+        self.partial_frame = False
+        """A frame is partly received: :meth:`get_buffer` returns where the rest goes."""
         self._discard = False
         # Large binary message being read in place: its payload, the frame's mask (None
         # from a server) and how many payload bytes arrived.
@@ -199,6 +204,26 @@ class Protocol:
         """The error that failed the connection, if the peer broke the protocol."""
         self.failure_pending = False
         """A protocol error waits for the application to consume earlier messages."""
+
+    @property
+    def max_message_size(self) -> int | None:
+        """Largest message accepted, in bytes; ``None`` for no limit."""
+        return self._max_message
+
+    @max_message_size.setter
+    def max_message_size(self, size: int | None) -> None:
+        self._max_message = size
+        self._data_limit = self._limit()
+
+    @property
+    def max_frame_size(self) -> int | None:
+        """Largest frame payload accepted, in bytes; ``None`` for no limit."""
+        return self._max_frame
+
+    @max_frame_size.setter
+    def max_frame_size(self, size: int | None) -> None:
+        self._max_frame = size
+        self._data_limit = self._limit()
 
     def _set_extensions(self, extensions: Sequence[Extension]) -> None:
         self.extensions = list(extensions)
@@ -247,8 +272,19 @@ class Protocol:
             self._parse_buffer()
         else:
             mv = data if isinstance(data, memoryview) else memoryview(data)
-            consumed = self._parse(mv, len(mv))
-            if consumed < len(mv) and not self._discard:
+            end = len(mv)
+            consumed = 0
+            if self._msg_opcode < 0:
+                # Whole messages in one C call, without _parse's setup: usually all of it.
+                events: list[str | bytes] = self._events  # type: ignore[assignment]
+                consumed = parse_messages(mv, 0, end, self.side is SERVER, self._data_limit, events)
+                if consumed and self._probe is not None:
+                    self._probe = None
+                    self._partial_checked = 0
+                if consumed == end:
+                    return
+            consumed = self._parse(mv, end, consumed)
+            if consumed < end and not self._discard:
                 self._keep_partial(mv[consumed:])
 
     def get_buffer(self, sizehint: int = -1) -> memoryview | None:
@@ -478,6 +514,7 @@ class Protocol:
         self._buf_len = 0
         self._direct = None
         self._direct_mask = None
+        self.partial_frame = False
 
     def _start_direct(self, mv: memoryview, start: int, end: int, length: int) -> None:
         """Read the rest of a large binary message straight into its payload.
@@ -489,6 +526,7 @@ class Protocol:
         mask = self._direct_mask = bytes(mv[start - 4 : start]) if self.side is SERVER else None
         direct.fill(0, mv[start:end], mask)
         self._direct_pos = end - start
+        self.partial_frame = True
 
     def _direct_received(self, n: int) -> None:
         """Account for ``n`` more payload bytes of the message read in place."""
@@ -499,6 +537,8 @@ class Protocol:
             self._events.append(direct.take())
             self._direct = None
             self._direct_mask = None
+            # Nothing else is buffered while a message is read in place.
+            self.partial_frame = False
 
     def _parse_buffer(self) -> None:
         buf = self._buf
@@ -512,6 +552,7 @@ class Protocol:
             mv.release()
             self._buf = bytearray()
             self._buf_len = 0
+            self.partial_frame = self._direct is not None
             _give_back(buf)
         elif consumed:
             mv.release()
@@ -534,23 +575,27 @@ class Protocol:
             buf = bytearray(rest)
         self._buf = buf
         self._buf_len = n
+        self.partial_frame = True
         self._check_partial(memoryview(buf), n)
 
     def _pending_frame_end(self) -> int:
         """Total bytes of the partial frame at the head of the buffer, or 0 if unknown."""
         return _frame_end(self._buf, self._buf_len)
 
-    def _parse(self, mv: memoryview, end: int) -> int:
-        """Parse every complete frame in ``mv[:end]``; return how many bytes were used."""
-        pos = 0
-        server = self.side is Side.SERVER
-        events = self._events
-        max_frame = self.max_frame_size
-        max_message = self.max_message_size
+    def _limit(self) -> int:
+        """The largest payload a data frame may have here, -1 for no limit."""
+        max_frame = self._max_frame
+        max_message = self._max_message
         if max_frame is None:
-            limit = -1 if max_message is None else max_message
-        else:
-            limit = max_frame if max_message is None else min(max_frame, max_message)
+            return -1 if max_message is None else max_message
+        return max_frame if max_message is None else min(max_frame, max_message)
+
+    def _parse(self, mv: memoryview, end: int, pos: int = 0) -> int:
+        """Parse every complete frame in ``mv[pos:end]``; return where parsing stopped."""
+        server = self.side is SERVER
+        events = self._events
+        max_frame = self._max_frame
+        limit = self._data_limit
         try:
             while end - pos >= 2:
                 if self._msg_opcode < 0:
@@ -619,11 +664,11 @@ class Protocol:
                 fin = b0 & 0x80
                 if opcode == _OP_BINARY and fin and self._msg_opcode < 0 and not b0 & 0x40:
                     # Fast path: an unfragmented, uncompressed binary message.
-                    if self.max_message_size is not None and length > self.max_message_size:
+                    if self._max_message is not None and length > self._max_message:
                         raise PayloadTooBig(self._too_big(length))
                     events.append(payload)
                 elif opcode == _OP_TEXT and fin and self._msg_opcode < 0 and not b0 & 0x40:
-                    if self.max_message_size is not None and length > self.max_message_size:
+                    if self._max_message is not None and length > self._max_message:
                         raise PayloadTooBig(self._too_big(length))
                     try:
                         events.append(payload.decode())
@@ -687,7 +732,7 @@ class Protocol:
                 raise ProtocolError("expected a continuation frame")
         else:
             raise ProtocolError(f"invalid opcode {opcode}")
-        max_size = self.max_message_size
+        max_size = self._max_message
         if max_size is not None and not self._msg_compressed:
             if self._msg_size + length > max_size:
                 raise PayloadTooBig(self._too_big(self._msg_size + length))
@@ -765,7 +810,7 @@ class Protocol:
         self._msg_frames += 1
         if self.max_fragments is not None and self._msg_frames > self.max_fragments:
             raise PayloadTooBig(f"message with more than {self.max_fragments} frames")
-        max_size = self.max_message_size
+        max_size = self._max_message
         if self._msg_compressed:
             assert self._ext is not None
             remaining = None if max_size is None else max_size - self._msg_size
@@ -829,7 +874,7 @@ class Protocol:
             self.close_transport = True
 
     def _too_big(self, size: int) -> str:
-        return f"message with {size} bytes exceeds limit of {self.max_message_size}"
+        return f"message with {size} bytes exceeds limit of {self._max_message}"
 
     def _fail_with(self, exc: ProtocolError) -> None:
         if self.failure is None:
