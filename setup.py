@@ -24,12 +24,17 @@ class OptionalBuildExt(build_ext):
 
 ext_modules = []
 if os.environ.get("TETHER_NO_EXTENSIONS") != "1":
-    ext_modules.append(
+    ext_modules += [
         Extension(
             "tether.protocol._speedups",
             sources=["src/tether/protocol/_speedups.c"],
             optional=True,
-        )
-    )
+        ),
+        Extension(
+            "tether.asyncio._speedups",
+            sources=["src/tether/asyncio/_speedups.c"],
+            optional=True,
+        ),
+    ]
 
 setup(ext_modules=ext_modules, cmdclass={"build_ext": OptionalBuildExt})

@@ -6,7 +6,7 @@ Everything above this module may import it; it imports only the standard library
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any, NewType, Protocol, TypeAlias, runtime_checkable
 
 
@@ -84,8 +84,8 @@ class MessageStream(Protocol):
     over tether's own connections, over ASGI, and over in-memory pairs alike.
     """
 
-    async def send(self, message: DataLike) -> None:
-        """Send one message (text for :class:`str`, binary otherwise)."""
+    def send(self, message: DataLike) -> Awaitable[None]:
+        """Send one message (text for :class:`str`, binary otherwise); await the result."""
 
     async def recv(self) -> Data:
         """Receive the next message; raise ConnectionClosed when the stream ends."""

@@ -16,7 +16,6 @@ import collections
 import logging
 import os
 import threading
-import types
 import weakref
 from asyncio import selector_events
 from collections.abc import (
@@ -38,10 +37,11 @@ from ..exceptions import (
     InvalidState,
 )
 from ..protocol.close import CloseCode
-from ..protocol.connection import Protocol, Side, State
+from ..protocol.connection import Event, Protocol, Side, State
 from ..protocol.frames import Frame, Opcode
 from ..protocol.headers import Headers
 from ..types import Data, DataLike, HandshakeInfo, Subprotocol
+from ._core import COALESCE_FRAMES, ConnectionCore, wake
 from .events import EventListener
 from .transport import SocketTransport, send_vectored
 
@@ -67,34 +67,6 @@ def _shared_buffer() -> memoryview:
     if view is None:
         view = _local.view = memoryview(bytearray(_SHARED_BUFFER_SIZE))
     return view
-
-
-def _wake(
-    waiter: asyncio.Future[Data | None], loop: asyncio.AbstractEventLoop, message: Data | None
-) -> None:
-    """Resolve ``waiter`` with ``message``; if a task is all that waits, run its step now.
-
-    Called at the end of a read callback that has a message for a task suspended in
-    :meth:`Connection.recv` (``message`` is that message when it skips the queue, else
-    ``None``). Resolving the future the usual way schedules the task's
-    wakeup for a later loop turn: one more pass through the selector (with a zero
-    timeout) and a callback handle per message, which is a large share of a round trip
-    that does little else. When the future's only callback is the wakeup of an asyncio
-    task (C implementation) and no task is running, the wakeup is taken off the future
-    and run here, in the task's context, exactly as the loop would have run it a moment
-    later: the handler takes the message, and a reply it sends is written before this
-    callback returns. Anything else (other callbacks, a running task, a Python-level
-    task) gets the plain ``set_result``.
-    """
-    callbacks = getattr(waiter, "_callbacks", None)
-    if callbacks and len(callbacks) == 1 and asyncio.current_task(loop) is None:
-        wakeup, context = callbacks[0]
-        if type(wakeup) is types.BuiltinMethodType and wakeup.__name__ == "task_wakeup":
-            waiter.remove_done_callback(wakeup)
-            waiter.set_result(message)
-            context.run(wakeup, waiter)
-            return
-    waiter.set_result(message)
 
 
 class ClosingState:
@@ -133,7 +105,7 @@ class ClosingState:
         return self._closed.done()
 
 
-class Connection(ClosingState, asyncio.BufferedProtocol):
+class Connection(ConnectionCore, ClosingState, asyncio.BufferedProtocol):
     """A WebSocket connection, client or server side, after the opening handshake.
 
     Don't create it directly: :func:`tether.asyncio.serve` and
@@ -165,48 +137,29 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         "_close_exc",
         "_close_timer",
         "_closed",
-        "_delivering",
         "_drain_waiter",
         "_failure_reason",
-        "_flush_handle",
-        "_fragment_lock",
         "_halves_open",
         "_keepalive_ping",
         "_keepalive_sent",
         "_last_recv",
-        "_messages",
-        "_opening",
-        "_own_buffer",
-        "_pending_frames",
-        "_pending_out",
         "_pings",
-        "_queued_bytes",
-        "_reading_paused",
-        "_reads",
         "_reads_at_ping",
         "_reads_seen",
-        "_recv_waiter",
-        "_shared",
-        "_sink",
         "_wheel",
-        "_writing_paused",
         "close_timeout",
         "latency",
-        "listeners",
-        "loop",
         "max_queue_high",
         "max_queue_low",
         "path",
         "ping_interval",
         "ping_timeout",
-        "protocol",
         "query",
         "remote_address",
         "request_headers",
         "response_headers",
         "subprotocol",
         "transport",
-        "write_limit_high",
         "write_limit_low",
     )
 
@@ -318,23 +271,26 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
             ConnectionClosed: the connection is closed and no message is left.
             ConcurrencyError: another coroutine is already waiting in :meth:`recv`.
         """
+        return await self._receive(False)
+
+    def _take(self, iterating: bool) -> Data | None:
+        """The next queued message, or ``None`` when the caller must wait for one.
+
+        Raises:
+            ConnectionClosed: the connection is closed and no message is left
+                (``StopAsyncIteration`` instead when ``iterating`` and it closed normally).
+            ConcurrencyError: another coroutine is already waiting for a message.
+        """
         messages = self._messages
-        while not messages:
+        if not messages:
             if self._close_exc is not None or self._closed.done():
-                raise self._closed_error()
+                exc = self._closed_error()
+                if iterating and isinstance(exc, ConnectionClosedOK):
+                    raise StopAsyncIteration
+                raise exc
             if self._recv_waiter is not None:
                 raise ConcurrencyError("another coroutine is already waiting for a message")
-            waiter = self._idle_waiter()
-            try:
-                message = await waiter
-            except BaseException:
-                self._give_back(waiter)
-                raise
-            finally:
-                self._recv_waiter = None
-            if message is not None:
-                return message
-            messages = self._messages
+            return None
         message = messages.popleft()
         if not messages and self.protocol.failure_pending:
             # Fail once the application had a chance to answer this last message.
@@ -346,56 +302,15 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
                 self.transport.resume_reading()
         return message
 
-    def _idle_waiter(self) -> asyncio.Future[Data | None]:
-        """Going idle: release the empty queue and return the future a read resolves."""
-        self._messages = None
-        waiter = self._recv_waiter = self.loop.create_future()
-        return waiter
-
-    def _give_back(self, waiter: asyncio.Future[Data | None]) -> None:
-        """Queue again a message handed to a receiver that was cancelled before taking it."""
-        if waiter.done() and not waiter.cancelled():
-            message = waiter.result()
-            if message is not None:
-                messages = self._messages
-                if messages is None:
-                    messages = self._messages = collections.deque()
-                messages.appendleft(message)
-                self._queued_bytes += len(message)
+    def _requeue(self, message: Data) -> None:
+        messages = self._messages
+        if messages is None:
+            messages = self._messages = collections.deque()
+        messages.appendleft(message)
+        self._queued_bytes += len(message)
 
     def __aiter__(self) -> AsyncIterator[Data]:
         return self
-
-    async def __anext__(self) -> Data:
-        messages = self._messages
-        if (
-            not messages
-            and self._recv_waiter is None
-            and self._close_exc is None
-            and not self._closed.done()
-        ):
-            # Wait here rather than in a nested recv(): one coroutine frame less to
-            # suspend and resume per message.
-            waiter = self._idle_waiter()
-            try:
-                message = await waiter
-            except BaseException:
-                self._give_back(waiter)
-                raise
-            finally:
-                self._recv_waiter = None
-            if message is not None:
-                return message
-            messages = self._messages
-        if messages and not self._reading_paused and not self.protocol.failure_pending:
-            # Fast path: a message is queued and no flow-control bookkeeping is due.
-            message = messages.popleft()
-            self._queued_bytes -= len(message)
-            return message
-        try:
-            return await self.recv()
-        except ConnectionClosedOK:
-            raise StopAsyncIteration from None
 
     def set_message_sink(self, sink: Callable[[Data], bool] | None) -> bool:
         """Hand received messages to ``sink`` as they are parsed, instead of queueing them.
@@ -427,16 +342,7 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
 
     # Sending
 
-    async def send(self, message: DataLike | Iterable[DataLike] | AsyncIterable[DataLike]) -> None:
-        """Send a message.
-
-        A :class:`str` is sent as a text message, a bytes-like object as binary. An
-        iterable or async iterable of them is sent as one fragmented message, one frame
-        per item (all items must be of the same kind).
-
-        Raises:
-            ConnectionClosed: the connection is closed.
-        """
+    async def _send(self, message: DataLike | Iterable[DataLike] | AsyncIterable[DataLike]) -> None:
         if self._fragment_lock is not None and self._fragment_lock.locked():
             async with self._fragment_lock:
                 pass
@@ -485,14 +391,14 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
             for listener in self.listeners:
                 listener.message_sent(self, message)
         # Coalesce writes while received messages wait to be answered, in batches of at
-        # most _COALESCE_FRAMES; with none left, nothing else is coming this turn: write
+        # most COALESCE_FRAMES; with none left, nothing else is coming this turn: write
         # now rather than a loop turn later. Inside the message sink's run the end of
         # the read flushes anyway.
         pending = self._pending_out = self._pending_out + len(message)
         frames = self._pending_frames = self._pending_frames + 1
         if (
             pending >= self.write_limit_high
-            or frames >= _COALESCE_FRAMES
+            or frames >= COALESCE_FRAMES
             or not (self._messages or self._delivering)
         ):
             self._flush()
@@ -656,32 +562,6 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         self.remote_address = transport.get_extra_info("peername")
         self._last_recv = self.loop.time()
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        protocol = self.protocol
-        if protocol.partial_frame:
-            view = protocol.get_buffer(sizehint)
-            assert view is not None
-            self._own_buffer = True
-            return view
-        # No frame is pending: read into the buffer every connection of the thread shares.
-        self._own_buffer = False
-        return self._shared
-
-    def buffer_updated(self, nbytes: int) -> None:
-        if self._own_buffer:
-            self.protocol.buffer_updated(nbytes)
-        elif self._opening:
-            self._opening_data(bytes(self._shared[:nbytes]))
-            return
-        else:
-            self.protocol.receive_data(self._shared[:nbytes])
-        self._reads += 1
-        self._process_events()
-
-    def _opening_data(self, data: bytes) -> None:
-        """Take bytes received during the opening handshake (while ``_opening``)."""
-        raise NotImplementedError  # pragma: no cover - set only by subclasses
-
     def eof_received(self) -> bool | None:
         self.protocol.receive_eof()
         self._process_events()
@@ -746,26 +626,9 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         for listener in self.listeners:
             listener.opened(self)
 
-    def _process_events(self) -> None:
+    def _deliver(self, events: list[Event], waiter: Any) -> None:
+        """Hand the events of a read to the sink, the queue and the waiting receiver."""
         protocol = self.protocol
-        events = protocol.events_received()
-        waiter = self._recv_waiter
-        if (
-            len(events) == 1
-            and waiter is not None
-            and self._sink is None
-            and not self.listeners
-            and not protocol.failure_pending
-            and not waiter.done()
-        ):
-            message = events[0]
-            if type(message) is bytes or type(message) is str:
-                # The common case: one message for a receiver waiting on an empty queue.
-                # The future carries it; the queue is not involved.
-                if protocol.has_data_to_send() or protocol.close_transport:
-                    self._flush()
-                _wake(waiter, self.loop, message)
-                return
         if events:
             messages = self._messages
             listeners = self.listeners
@@ -815,7 +678,7 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
         if protocol.has_data_to_send() or protocol.close_transport:
             self._flush()
         if waiter is not None:
-            _wake(waiter, self.loop, None)
+            wake(waiter, self.loop, None)
 
     def _sink_failed(self) -> None:
         """The message sink raised: log it and fail the connection with 1011."""
@@ -958,12 +821,6 @@ class Connection(ClosingState, asyncio.BufferedProtocol):
 # Payloads at least this large are written on their own instead of being copied into
 # one joined buffer with the small frames around them.
 _LARGE_CHUNK = 65536
-
-
-# Replies coalesced into one write at most: a burst of requests read at once is answered
-# in batches of this many frames, so the peer can send more while the rest is processed
-# (one write per whole burst turns a pipelined client into a lock-step one).
-_COALESCE_FRAMES = 16
 
 
 def _write_coalesced(transport: asyncio.Transport, chunks: list[bytes]) -> None:

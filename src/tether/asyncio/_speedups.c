@@ -1,0 +1,1367 @@
+/* Optional accelerator for tether.asyncio: the per-message paths of a connection.
+ *
+ * ConnectionCore is the base class of tether.asyncio.connection.Connection. Its fields
+ * are the connection's hot state (Python code reads and writes them as attributes), and
+ * its methods are the paths every message takes: get_buffer and buffer_updated (a read,
+ * and the hand-over of its one message to the receiver waiting for it), __anext__ (the
+ * next message for `async for`) and send. Whatever they do not handle themselves they
+ * leave to the connection's Python methods (_deliver, _take, _send, _flush, ...).
+ *
+ * __anext__ returns a Receive: an awaitable that is also the future-like object its task
+ * waits on, so a message needs neither a coroutine frame nor an asyncio.Future. send()
+ * does its work when called and returns DONE, an awaitable that is already complete
+ * (or the coroutine of the slow path).
+ *
+ * tether/asyncio/_core.py holds the pure-Python reference; the asyncio tests run
+ * against both. */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+/* Frames queued before the replies to a burst of requests are written (COALESCE_FRAMES
+ * in _core.py). */
+#define COALESCE_FRAMES 16
+
+static PyObject *state_open;        /* tether.protocol.connection.State.OPEN */
+static PyObject *current_tasks;     /* asyncio.tasks._current_tasks: loop -> running task */
+static PyObject *cancelled_error;   /* asyncio.CancelledError */
+static PyObject *invalid_state;     /* asyncio.InvalidStateError */
+
+static PyObject *str_buffer_updated, *str_call_soon, *str_close_transport, *str_context,
+    *str_deliver, *str_events_received, *str_failure_pending, *str_flush, *str_get_buffer,
+    *str_has_data_to_send, *str_opening_data, *str_partial_frame, *str_popleft,
+    *str_receive_data, *str_requeue, *str_send, *str_send_binary, *str_send_text,
+    *str_sent, *str_set_result, *str_state, *str_take, *str_wait_drain, *str_done;
+
+static PyObject *context_kwnames;   /* ("context",) */
+
+#ifndef Py_TPFLAGS_HAVE_AM_SEND
+#define Py_TPFLAGS_HAVE_AM_SEND 0  /* am_send is always used from Python 3.11 */
+#endif
+
+#define IS_NONE(o) ((o) == NULL || (o) == Py_None)
+
+/* ConnectionCore: fields */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *protocol;
+    PyObject *loop;
+    PyObject *listeners;
+    PyObject *shared;
+    PyObject *messages;
+    PyObject *recv_waiter;
+    PyObject *sink;
+    PyObject *flush_handle;
+    PyObject *fragment_lock;
+    Py_ssize_t reads;
+    Py_ssize_t queued_bytes;
+    Py_ssize_t pending_out;
+    Py_ssize_t pending_frames;
+    Py_ssize_t write_limit_high;
+    char own_buffer;
+    char opening;
+    char delivering;
+    char reading_paused;
+    char writing_paused;
+} ConnObject;
+
+static PyTypeObject ConnType;
+static PyTypeObject ReceiveType;
+static PyTypeObject DoneType;
+static PyObject *done_singleton;
+
+/* Receive: the awaitable of one received message */
+
+enum {
+    R_NEW,        /* not started */
+    R_WAITING,    /* registered as the connection's receiver, yielded to its task */
+    R_DONE,       /* resolved: result is the message, or None to look again */
+    R_CANCELLED,  /* cancelled while waiting */
+    R_FINISHED,   /* returned or raised */
+};
+
+typedef struct {
+    PyObject_HEAD
+    ConnObject *conn;
+    PyObject *result;
+    PyObject *cb;          /* the first done callback and its context */
+    PyObject *cb_context;
+    PyObject *more;        /* list of (callback, context) after the first, or NULL */
+    PyObject *cancel_msg;
+    char state;
+    char iterating;
+    char blocking;         /* _asyncio_future_blocking */
+    char cancelled;
+} ReceiveObject;
+
+static int
+truth_attr(PyObject *obj, PyObject *name)
+{
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) {
+        return -1;
+    }
+    int t = (value == Py_True) ? 1 : (value == Py_False ? 0 : PyObject_IsTrue(value));
+    Py_DECREF(value);
+    return t;
+}
+
+static int
+truth(PyObject *obj)
+{
+    if (IS_NONE(obj) || obj == Py_False) {
+        return 0;
+    }
+    if (obj == Py_True) {
+        return 1;
+    }
+    return PyObject_IsTrue(obj);
+}
+
+static void
+set_field(PyObject **field, PyObject *value)
+{
+    PyObject *old = *field;
+    Py_INCREF(value);
+    *field = value;
+    Py_XDECREF(old);
+}
+
+/* loop.call_soon(callback, arg, context=context) */
+static int
+call_soon(PyObject *loop, PyObject *callback, PyObject *arg, PyObject *context)
+{
+    PyObject *method = PyObject_GetAttr(loop, str_call_soon);
+    if (method == NULL) {
+        return -1;
+    }
+    PyObject *res;
+    if (arg == NULL) {
+        PyObject *args[2] = {callback, context};
+        res = context == NULL ? PyObject_Vectorcall(method, args, 1, NULL)
+                              : PyObject_Vectorcall(method, args, 1, context_kwnames);
+    }
+    else {
+        PyObject *args[3] = {callback, arg, context};
+        res = context == NULL ? PyObject_Vectorcall(method, args, 2, NULL)
+                              : PyObject_Vectorcall(method, args, 2, context_kwnames);
+    }
+    Py_DECREF(method);
+    if (res == NULL) {
+        return -1;
+    }
+    /* The handle is returned; only the connection's flush keeps one. */
+    Py_DECREF(res);
+    return 0;
+}
+
+static ReceiveObject *
+receive_new(ConnObject *conn, int iterating)
+{
+    ReceiveObject *r = PyObject_GC_New(ReceiveObject, &ReceiveType);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_INCREF(conn);
+    r->conn = conn;
+    r->result = NULL;
+    r->cb = NULL;
+    r->cb_context = NULL;
+    r->more = NULL;
+    r->cancel_msg = NULL;
+    r->state = R_NEW;
+    r->iterating = (char)iterating;
+    r->blocking = 0;
+    r->cancelled = 0;
+    PyObject_GC_Track(r);
+    return r;
+}
+
+static int
+receive_traverse(ReceiveObject *r, visitproc visit, void *arg)
+{
+    Py_VISIT(r->conn);
+    Py_VISIT(r->result);
+    Py_VISIT(r->cb);
+    Py_VISIT(r->cb_context);
+    Py_VISIT(r->more);
+    Py_VISIT(r->cancel_msg);
+    return 0;
+}
+
+static int
+receive_clear(ReceiveObject *r)
+{
+    Py_CLEAR(r->conn);
+    Py_CLEAR(r->result);
+    Py_CLEAR(r->cb);
+    Py_CLEAR(r->cb_context);
+    Py_CLEAR(r->more);
+    Py_CLEAR(r->cancel_msg);
+    return 0;
+}
+
+static void
+receive_dealloc(ReceiveObject *r)
+{
+    PyObject_GC_UnTrack(r);
+    receive_clear(r);
+    PyObject_GC_Del(r);
+}
+
+static int
+receive_is_done(ReceiveObject *r)
+{
+    return r->state != R_NEW && r->state != R_WAITING;
+}
+
+/* The connection no longer has this receiver waiting. */
+static void
+receive_unregister(ReceiveObject *r)
+{
+    ConnObject *conn = r->conn;
+    if (conn != NULL && conn->recv_waiter == (PyObject *)r) {
+        set_field(&conn->recv_waiter, Py_None);
+    }
+}
+
+/* Schedule every done callback with the loop, as a resolved future does. */
+static int
+receive_schedule_callbacks(ReceiveObject *r)
+{
+    PyObject *cb = r->cb, *context = r->cb_context, *more = r->more;
+    r->cb = r->cb_context = r->more = NULL;
+    int failed = 0;
+    if (cb != NULL) {
+        failed = call_soon(r->conn->loop, cb, (PyObject *)r, context);
+    }
+    if (more != NULL) {
+        for (Py_ssize_t i = 0; !failed && i < PyList_GET_SIZE(more); i++) {
+            PyObject *pair = PyList_GET_ITEM(more, i);
+            failed = call_soon(r->conn->loop, PyTuple_GET_ITEM(pair, 0), (PyObject *)r,
+                               PyTuple_GET_ITEM(pair, 1));
+        }
+    }
+    Py_XDECREF(cb);
+    Py_XDECREF(context);
+    Py_XDECREF(more);
+    return failed ? -1 : 0;
+}
+
+static int
+is_task_wakeup(PyObject *cb)
+{
+    return PyCFunction_Check(cb) &&
+           strcmp(((PyCFunctionObject *)cb)->m_ml->ml_name, "task_wakeup") == 0;
+}
+
+/* Resolve a waiting Receive with message (None: look at the queue again). When its only
+ * done callback is the wakeup of a C asyncio task and no task is running, that wakeup
+ * runs now, in the task's context, as the loop would have run it a moment later; any
+ * other callback is scheduled with the loop. */
+static int
+receive_resolve(ReceiveObject *r, PyObject *message)
+{
+    if (receive_is_done(r)) {
+        PyErr_SetString(invalid_state, "invalid state");
+        return -1;
+    }
+    set_field(&r->result, message);
+    r->state = R_DONE;
+    PyObject *cb = r->cb;
+    if (cb != NULL && r->more == NULL && is_task_wakeup(cb)) {
+        PyObject *running = PyDict_GetItemWithError(current_tasks, r->conn->loop);
+        if (running == NULL && PyErr_Occurred()) {
+            return -1;
+        }
+        if (running == NULL) {
+            PyObject *context = r->cb_context;
+            r->cb = r->cb_context = NULL;
+            int failed = PyContext_Enter(context);
+            if (!failed) {
+                PyObject *res = PyObject_CallOneArg(cb, (PyObject *)r);
+                failed = PyContext_Exit(context) < 0 || res == NULL;
+                Py_XDECREF(res);
+            }
+            Py_DECREF(cb);
+            Py_DECREF(context);
+            return failed ? -1 : 0;
+        }
+    }
+    return receive_schedule_callbacks(r);
+}
+
+/* The next message for this receiver: queued, from the connection's _take, or, when
+ * there is none, registration as the waiting receiver (returns PYGEN_NEXT with self). */
+static PySendResult
+receive_take(ReceiveObject *r, PyObject **presult)
+{
+    ConnObject *conn = r->conn;
+    PyObject *messages = conn->messages;
+    if (!IS_NONE(messages) && !conn->reading_paused) {
+        Py_ssize_t queued = PyObject_Size(messages);
+        if (queued < 0) {
+            goto error;
+        }
+        if (queued > 0) {
+            int pending = truth_attr(conn->protocol, str_failure_pending);
+            if (pending < 0) {
+                goto error;
+            }
+            if (!pending) {
+                /* Fast path: a message is queued and no flow-control bookkeeping is due. */
+                PyObject *message = PyObject_CallMethodNoArgs(messages, str_popleft);
+                if (message == NULL) {
+                    goto error;
+                }
+                Py_ssize_t size = PyObject_Size(message);
+                if (size < 0) {
+                    Py_DECREF(message);
+                    goto error;
+                }
+                conn->queued_bytes -= size;
+                r->state = R_FINISHED;
+                *presult = message;
+                return PYGEN_RETURN;
+            }
+        }
+    }
+    PyObject *taken = PyObject_CallMethodOneArg(
+        (PyObject *)conn, str_take, r->iterating ? Py_True : Py_False);
+    if (taken == NULL) {
+        goto error;
+    }
+    if (taken != Py_None) {
+        r->state = R_FINISHED;
+        *presult = taken;
+        return PYGEN_RETURN;
+    }
+    Py_DECREF(taken);
+    /* Wait: release the empty queue and become the receiver a read resolves. */
+    set_field(&conn->messages, Py_None);
+    set_field(&conn->recv_waiter, (PyObject *)r);
+    r->state = R_WAITING;
+    r->blocking = 1;
+    Py_INCREF(r);
+    *presult = (PyObject *)r;
+    return PYGEN_NEXT;
+error:
+    r->state = R_FINISHED;
+    *presult = NULL;
+    return PYGEN_ERROR;
+}
+
+static PySendResult
+receive_am_send(ReceiveObject *r, PyObject *arg, PyObject **presult)
+{
+    switch (r->state) {
+    case R_NEW:
+        return receive_take(r, presult);
+    case R_DONE: {
+        receive_unregister(r);
+        PyObject *message = r->result;
+        r->result = NULL;
+        if (message != NULL && message != Py_None) {
+            r->state = R_FINISHED;
+            *presult = message;
+            return PYGEN_RETURN;
+        }
+        Py_XDECREF(message);
+        return receive_take(r, presult);
+    }
+    case R_CANCELLED:
+        receive_unregister(r);
+        r->state = R_FINISHED;
+        if (r->cancel_msg != NULL) {
+            PyErr_SetObject(cancelled_error, r->cancel_msg);
+        }
+        else {
+            PyErr_SetNone(cancelled_error);
+        }
+        break;
+    case R_WAITING:
+        receive_unregister(r);
+        r->state = R_FINISHED;
+        PyErr_SetString(PyExc_RuntimeError, "await wasn't used with future");
+        break;
+    default:
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse an already awaited receive");
+        break;
+    }
+    *presult = NULL;
+    return PYGEN_ERROR;
+}
+
+static PyObject *
+receive_iternext(ReceiveObject *r)
+{
+    PyObject *result;
+    PySendResult status = receive_am_send(r, Py_None, &result);
+    if (status == PYGEN_RETURN) {
+        if (result == Py_None) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        /* An instance, so that a tuple is the value rather than the arguments. */
+        PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, result);
+        Py_DECREF(result);
+        if (stop != NULL) {
+            PyErr_SetObject(PyExc_StopIteration, stop);
+            Py_DECREF(stop);
+        }
+        return NULL;
+    }
+    return result;
+}
+
+static PyObject *
+receive_send(ReceiveObject *r, PyObject *arg)
+{
+    return receive_iternext(r);
+}
+
+/* Give back a message that was handed over but not taken, and stop waiting. */
+static int
+receive_abandon(ReceiveObject *r)
+{
+    receive_unregister(r);
+    PyObject *message = r->result;
+    r->result = NULL;
+    int state = r->state;
+    r->state = R_FINISHED;
+    if (state == R_DONE && message != NULL && message != Py_None) {
+        PyObject *res = PyObject_CallMethodOneArg((PyObject *)r->conn, str_requeue, message);
+        Py_DECREF(message);
+        if (res == NULL) {
+            return -1;
+        }
+        Py_DECREF(res);
+        return 0;
+    }
+    Py_XDECREF(message);
+    return 0;
+}
+
+static PyObject *
+receive_throw(ReceiveObject *r, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "throw expected 1 to 3 arguments");
+        return NULL;
+    }
+    if (receive_abandon(r) < 0) {
+        return NULL;
+    }
+    PyObject *typ = args[0];
+    PyObject *val = nargs > 1 ? args[1] : NULL;
+    PyObject *tb = nargs > 2 ? args[2] : NULL;
+    if (PyExceptionInstance_Check(typ)) {
+        if (!IS_NONE(val)) {
+            PyErr_SetString(PyExc_TypeError, "instance exception may not have a separate value");
+            return NULL;
+        }
+        if (!IS_NONE(tb)) {
+            PyException_SetTraceback(typ, tb);
+        }
+        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
+        return NULL;
+    }
+    if (PyExceptionClass_Check(typ)) {
+        PyErr_SetObject(typ, IS_NONE(val) ? NULL : val);
+        return NULL;
+    }
+    PyErr_SetString(PyExc_TypeError, "exceptions must be classes or instances deriving from BaseException");
+    return NULL;
+}
+
+static PyObject *
+receive_close(ReceiveObject *r, PyObject *unused)
+{
+    if (receive_abandon(r) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+receive_await(ReceiveObject *r)
+{
+    Py_INCREF(r);
+    return (PyObject *)r;
+}
+
+/* The future-like side, for the task that waits on it. */
+
+static PyObject *
+receive_get_loop(ReceiveObject *r, PyObject *unused)
+{
+    Py_INCREF(r->conn->loop);
+    return r->conn->loop;
+}
+
+static PyObject *
+receive_add_done_callback(ReceiveObject *r, PyObject *const *args, Py_ssize_t nargs,
+                          PyObject *kwnames)
+{
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "add_done_callback() takes one positional argument");
+        return NULL;
+    }
+    PyObject *context = NULL;
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        if (PyUnicode_Compare(name, str_context) != 0) {
+            PyErr_Format(PyExc_TypeError, "unexpected keyword argument %R", name);
+            return NULL;
+        }
+        context = args[nargs + i];
+    }
+    PyObject *fn = args[0];
+    if (IS_NONE(context)) {
+        context = PyContext_CopyCurrent();
+        if (context == NULL) {
+            return NULL;
+        }
+    }
+    else {
+        Py_INCREF(context);
+    }
+    if (receive_is_done(r)) {
+        int failed = call_soon(r->conn->loop, fn, (PyObject *)r, context);
+        Py_DECREF(context);
+        if (failed) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    if (r->cb == NULL) {
+        Py_INCREF(fn);
+        r->cb = fn;
+        r->cb_context = context;
+        Py_RETURN_NONE;
+    }
+    if (r->more == NULL && (r->more = PyList_New(0)) == NULL) {
+        Py_DECREF(context);
+        return NULL;
+    }
+    PyObject *pair = PyTuple_Pack(2, fn, context);
+    Py_DECREF(context);
+    if (pair == NULL) {
+        return NULL;
+    }
+    int failed = PyList_Append(r->more, pair);
+    Py_DECREF(pair);
+    if (failed) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+receive_remove_done_callback(ReceiveObject *r, PyObject *fn)
+{
+    Py_ssize_t removed = 0;
+    if (r->more != NULL) {
+        for (Py_ssize_t i = PyList_GET_SIZE(r->more) - 1; i >= 0; i--) {
+            int eq = PyObject_RichCompareBool(
+                PyTuple_GET_ITEM(PyList_GET_ITEM(r->more, i), 0), fn, Py_EQ);
+            if (eq < 0) {
+                return NULL;
+            }
+            if (eq) {
+                if (PySequence_DelItem(r->more, i) < 0) {
+                    return NULL;
+                }
+                removed++;
+            }
+        }
+    }
+    if (r->cb != NULL) {
+        int eq = PyObject_RichCompareBool(r->cb, fn, Py_EQ);
+        if (eq < 0) {
+            return NULL;
+        }
+        if (eq) {
+            Py_CLEAR(r->cb);
+            Py_CLEAR(r->cb_context);
+            removed++;
+            /* Keep the first callback in the first place. */
+            if (r->more != NULL && PyList_GET_SIZE(r->more) > 0) {
+                PyObject *pair = PyList_GET_ITEM(r->more, 0);
+                r->cb = Py_NewRef(PyTuple_GET_ITEM(pair, 0));
+                r->cb_context = Py_NewRef(PyTuple_GET_ITEM(pair, 1));
+                if (PySequence_DelItem(r->more, 0) < 0) {
+                    return NULL;
+                }
+            }
+        }
+    }
+    if (r->more != NULL && PyList_GET_SIZE(r->more) == 0) {
+        Py_CLEAR(r->more);
+    }
+    return PyLong_FromSsize_t(removed);
+}
+
+static PyObject *
+receive_done(ReceiveObject *r, PyObject *unused)
+{
+    return PyBool_FromLong(receive_is_done(r));
+}
+
+static PyObject *
+receive_cancelled_m(ReceiveObject *r, PyObject *unused)
+{
+    return PyBool_FromLong(r->cancelled);
+}
+
+static int
+receive_raise_if_not_resolved(ReceiveObject *r)
+{
+    if (r->cancelled) {
+        if (r->cancel_msg != NULL) {
+            PyErr_SetObject(cancelled_error, r->cancel_msg);
+        }
+        else {
+            PyErr_SetNone(cancelled_error);
+        }
+        return -1;
+    }
+    if (!receive_is_done(r)) {
+        PyErr_SetString(invalid_state, "Result is not set.");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+receive_result(ReceiveObject *r, PyObject *unused)
+{
+    if (receive_raise_if_not_resolved(r) < 0) {
+        return NULL;
+    }
+    PyObject *result = r->result == NULL ? Py_None : r->result;
+    Py_INCREF(result);
+    return result;
+}
+
+static PyObject *
+receive_exception(ReceiveObject *r, PyObject *unused)
+{
+    if (receive_raise_if_not_resolved(r) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+receive_cancel(ReceiveObject *r, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *msg = NULL;
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (nargs + nkw > 1) {
+        PyErr_SetString(PyExc_TypeError, "cancel() takes at most one argument");
+        return NULL;
+    }
+    if (nargs == 1) {
+        msg = args[0];
+    }
+    else if (nkw == 1) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, 0);
+        if (!PyUnicode_Check(name) || PyUnicode_CompareWithASCIIString(name, "msg") != 0) {
+            PyErr_Format(PyExc_TypeError, "unexpected keyword argument %R", name);
+            return NULL;
+        }
+        msg = args[0];
+    }
+    if (receive_is_done(r)) {
+        Py_RETURN_FALSE;
+    }
+    r->state = R_CANCELLED;
+    r->cancelled = 1;
+    if (!IS_NONE(msg)) {
+        Py_INCREF(msg);
+        r->cancel_msg = msg;
+    }
+    if (receive_schedule_callbacks(r) < 0) {
+        return NULL;
+    }
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+receive_set_result(ReceiveObject *r, PyObject *value)
+{
+    if (receive_is_done(r)) {
+        PyErr_SetString(invalid_state, "invalid state");
+        return NULL;
+    }
+    set_field(&r->result, value);
+    r->state = R_DONE;
+    if (receive_schedule_callbacks(r) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+receive_get_blocking(ReceiveObject *r, void *closure)
+{
+    /* None until started: asyncio.isfuture() is then false, so ensure_future(),
+     * wait_for() and gather() run it in a task, as they would a coroutine. */
+    if (r->state == R_NEW) {
+        Py_RETURN_NONE;
+    }
+    return PyBool_FromLong(r->blocking);
+}
+
+static int
+receive_set_blocking(ReceiveObject *r, PyObject *value, void *closure)
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete _asyncio_future_blocking");
+        return -1;
+    }
+    int t = PyObject_IsTrue(value);
+    if (t < 0) {
+        return -1;
+    }
+    r->blocking = (char)t;
+    return 0;
+}
+
+static PyObject *
+receive_repr(ReceiveObject *r)
+{
+    static const char *names[] = {"new", "waiting", "done", "cancelled", "finished"};
+    return PyUnicode_FromFormat("<Receive %s>", names[(int)r->state]);
+}
+
+static PyMethodDef receive_methods[] = {
+    {"send", (PyCFunction)receive_send, METH_O, NULL},
+    {"throw", (PyCFunction)(void (*)(void))receive_throw, METH_FASTCALL, NULL},
+    {"close", (PyCFunction)receive_close, METH_NOARGS, NULL},
+    {"get_loop", (PyCFunction)receive_get_loop, METH_NOARGS, NULL},
+    {"add_done_callback", (PyCFunction)(void (*)(void))receive_add_done_callback,
+     METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"remove_done_callback", (PyCFunction)receive_remove_done_callback, METH_O, NULL},
+    {"done", (PyCFunction)receive_done, METH_NOARGS, NULL},
+    {"cancelled", (PyCFunction)receive_cancelled_m, METH_NOARGS, NULL},
+    {"result", (PyCFunction)receive_result, METH_NOARGS, NULL},
+    {"exception", (PyCFunction)receive_exception, METH_NOARGS, NULL},
+    {"cancel", (PyCFunction)(void (*)(void))receive_cancel, METH_FASTCALL | METH_KEYWORDS,
+     NULL},
+    {"set_result", (PyCFunction)receive_set_result, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef receive_getset[] = {
+    {"_asyncio_future_blocking", (getter)receive_get_blocking, (setter)receive_set_blocking,
+     NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyAsyncMethods receive_as_async = {
+    .am_await = (unaryfunc)receive_await,
+    .am_send = (sendfunc)receive_am_send,
+};
+
+static PyTypeObject ReceiveType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tether.asyncio._speedups.Receive",
+    .tp_doc = "The next message of a connection, as an awaitable; also the future its "
+              "task waits on.",
+    .tp_basicsize = sizeof(ReceiveObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_AM_SEND,
+    .tp_dealloc = (destructor)receive_dealloc,
+    .tp_traverse = (traverseproc)receive_traverse,
+    .tp_clear = (inquiry)receive_clear,
+    .tp_repr = (reprfunc)receive_repr,
+    .tp_as_async = &receive_as_async,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)receive_iternext,
+    .tp_methods = receive_methods,
+    .tp_getset = receive_getset,
+};
+
+/* Done: an awaitable that is already complete, with the result None */
+
+static PySendResult
+done_am_send(PyObject *self, PyObject *arg, PyObject **presult)
+{
+    Py_INCREF(Py_None);
+    *presult = Py_None;
+    return PYGEN_RETURN;
+}
+
+static PyObject *
+done_iternext(PyObject *self)
+{
+    return NULL;
+}
+
+static PyObject *
+done_send(PyObject *self, PyObject *arg)
+{
+    PyErr_SetNone(PyExc_StopIteration);
+    return NULL;
+}
+
+static PyObject *
+done_throw(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "throw expected 1 to 3 arguments");
+        return NULL;
+    }
+    PyObject *typ = args[0];
+    PyObject *val = nargs > 1 ? args[1] : NULL;
+    if (PyExceptionInstance_Check(typ)) {
+        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
+    }
+    else if (PyExceptionClass_Check(typ)) {
+        PyErr_SetObject(typ, IS_NONE(val) ? NULL : val);
+    }
+    else {
+        PyErr_SetString(PyExc_TypeError, "exceptions must derive from BaseException");
+    }
+    return NULL;
+}
+
+static PyObject *
+done_close(PyObject *self, PyObject *unused)
+{
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+done_await(PyObject *self)
+{
+    Py_INCREF(self);
+    return self;
+}
+
+static PyMethodDef done_methods[] = {
+    {"send", (PyCFunction)done_send, METH_O, NULL},
+    {"throw", (PyCFunction)(void (*)(void))done_throw, METH_FASTCALL, NULL},
+    {"close", (PyCFunction)done_close, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyAsyncMethods done_as_async = {
+    .am_await = done_await,
+    .am_send = done_am_send,
+};
+
+static PyTypeObject DoneType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tether.asyncio._speedups.Done",
+    .tp_doc = "An awaitable that is complete: awaiting it gives None at once.",
+    .tp_basicsize = sizeof(PyObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_AM_SEND,
+    .tp_as_async = &done_as_async,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = done_iternext,
+    .tp_methods = done_methods,
+};
+
+/* wake(waiter, loop, message) */
+
+static PyObject *
+wake(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "wake() takes 3 arguments");
+        return NULL;
+    }
+    PyObject *waiter = args[0];
+    if (Py_IS_TYPE(waiter, &ReceiveType)) {
+        if (receive_resolve((ReceiveObject *)waiter, args[2]) < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    return PyObject_CallMethodOneArg(waiter, str_set_result, args[2]);
+}
+
+/* ConnectionCore: methods */
+
+static PyObject *
+conn_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    ConnObject *self = (ConnObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    PyObject **fields[] = {&self->protocol, &self->loop, &self->listeners, &self->shared,
+                           &self->messages, &self->recv_waiter, &self->sink,
+                           &self->flush_handle, &self->fragment_lock};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        Py_INCREF(Py_None);
+        *fields[i] = Py_None;
+    }
+    return (PyObject *)self;
+}
+
+static int
+conn_traverse(ConnObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->protocol);
+    Py_VISIT(self->loop);
+    Py_VISIT(self->listeners);
+    Py_VISIT(self->shared);
+    Py_VISIT(self->messages);
+    Py_VISIT(self->recv_waiter);
+    Py_VISIT(self->sink);
+    Py_VISIT(self->flush_handle);
+    Py_VISIT(self->fragment_lock);
+    return 0;
+}
+
+static int
+conn_clear(ConnObject *self)
+{
+    Py_CLEAR(self->protocol);
+    Py_CLEAR(self->loop);
+    Py_CLEAR(self->listeners);
+    Py_CLEAR(self->shared);
+    Py_CLEAR(self->messages);
+    Py_CLEAR(self->recv_waiter);
+    Py_CLEAR(self->sink);
+    Py_CLEAR(self->flush_handle);
+    Py_CLEAR(self->fragment_lock);
+    return 0;
+}
+
+static void
+conn_dealloc(ConnObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    conn_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+conn_get_buffer(ConnObject *self, PyObject *sizehint)
+{
+    int partial = truth_attr(self->protocol, str_partial_frame);
+    if (partial < 0) {
+        return NULL;
+    }
+    if (partial) {
+        PyObject *view = PyObject_CallMethodOneArg(self->protocol, str_get_buffer, sizehint);
+        if (view == NULL) {
+            return NULL;
+        }
+        self->own_buffer = 1;
+        return view;
+    }
+    /* No frame is pending: read into the buffer every connection of the thread shares. */
+    self->own_buffer = 0;
+    Py_INCREF(self->shared);
+    return self->shared;
+}
+
+static PyObject *
+conn_process_events(ConnObject *self, PyObject *unused)
+{
+    PyObject *protocol = self->protocol;
+    PyObject *events = PyObject_CallMethodNoArgs(protocol, str_events_received);
+    if (events == NULL) {
+        return NULL;
+    }
+    PyObject *waiter = self->recv_waiter == NULL ? Py_None : self->recv_waiter;
+    Py_INCREF(waiter);
+    PyObject *res = NULL;
+    if (PyList_CheckExact(events) && PyList_GET_SIZE(events) == 1 && waiter != Py_None &&
+        IS_NONE(self->sink)) {
+        int listeners = truth(self->listeners);
+        if (listeners < 0) {
+            goto done;
+        }
+        int pending = listeners ? 1 : truth_attr(protocol, str_failure_pending);
+        if (pending < 0) {
+            goto done;
+        }
+        int waiting;
+        if (pending) {
+            waiting = 0;
+        }
+        else if (Py_IS_TYPE(waiter, &ReceiveType)) {
+            waiting = !receive_is_done((ReceiveObject *)waiter);
+        }
+        else {
+            PyObject *done = PyObject_CallMethodNoArgs(waiter, str_done);
+            if (done == NULL) {
+                goto done;
+            }
+            waiting = !PyObject_IsTrue(done);
+            Py_DECREF(done);
+        }
+        PyObject *message = PyList_GET_ITEM(events, 0);
+        if (waiting && (PyBytes_CheckExact(message) || PyUnicode_CheckExact(message))) {
+            /* The common case: one message for a receiver waiting on an empty queue. */
+            PyObject *has = PyObject_CallMethodNoArgs(protocol, str_has_data_to_send);
+            if (has == NULL) {
+                goto done;
+            }
+            int flush = PyObject_IsTrue(has);
+            Py_DECREF(has);
+            if (flush == 0) {
+                flush = truth_attr(protocol, str_close_transport);
+            }
+            if (flush < 0) {
+                goto done;
+            }
+            if (flush) {
+                PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, str_flush);
+                if (r == NULL) {
+                    goto done;
+                }
+                Py_DECREF(r);
+            }
+            if (Py_IS_TYPE(waiter, &ReceiveType)) {
+                if (receive_resolve((ReceiveObject *)waiter, message) < 0) {
+                    goto done;
+                }
+            }
+            else {
+                PyObject *r = PyObject_CallMethodOneArg(waiter, str_set_result, message);
+                if (r == NULL) {
+                    goto done;
+                }
+                Py_DECREF(r);
+            }
+            res = Py_NewRef(Py_None);
+            goto done;
+        }
+    }
+    res = PyObject_CallMethodObjArgs((PyObject *)self, str_deliver, events, waiter, NULL);
+done:
+    Py_DECREF(events);
+    Py_DECREF(waiter);
+    return res;
+}
+
+static PyObject *
+conn_buffer_updated(ConnObject *self, PyObject *nbytes)
+{
+    PyObject *res;
+    if (self->own_buffer) {
+        res = PyObject_CallMethodOneArg(self->protocol, str_buffer_updated, nbytes);
+    }
+    else {
+        Py_ssize_t n = PyNumber_AsSsize_t(nbytes, PyExc_OverflowError);
+        if (n == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        PyObject *view = PySequence_GetSlice(self->shared, 0, n);
+        if (view == NULL) {
+            return NULL;
+        }
+        if (self->opening) {
+            PyObject *data = PyBytes_FromObject(view);
+            Py_DECREF(view);
+            if (data == NULL) {
+                return NULL;
+            }
+            res = PyObject_CallMethodOneArg((PyObject *)self, str_opening_data, data);
+            Py_DECREF(data);
+            return res;
+        }
+        res = PyObject_CallMethodOneArg(self->protocol, str_receive_data, view);
+        Py_DECREF(view);
+    }
+    if (res == NULL) {
+        return NULL;
+    }
+    Py_DECREF(res);
+    self->reads++;
+    return conn_process_events(self, NULL);
+}
+
+static PyObject *
+conn_anext(ConnObject *self)
+{
+    return (PyObject *)receive_new(self, 1);
+}
+
+static PyObject *
+conn_receive(ConnObject *self, PyObject *iterating)
+{
+    int t = PyObject_IsTrue(iterating);
+    if (t < 0) {
+        return NULL;
+    }
+    return (PyObject *)receive_new(self, t);
+}
+
+/* What _sent does for a connection without listeners: write now, or schedule the write. */
+static int
+conn_sent(ConnObject *self, PyObject *message)
+{
+    Py_ssize_t size = PyObject_Size(message);
+    if (size < 0) {
+        return -1;
+    }
+    self->pending_out += size;
+    self->pending_frames += 1;
+    int now = self->pending_out >= self->write_limit_high ||
+              self->pending_frames >= COALESCE_FRAMES;
+    if (!now) {
+        int queued = truth(self->messages);
+        if (queued < 0) {
+            return -1;
+        }
+        now = !(queued || self->delivering);
+    }
+    if (now) {
+        PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, str_flush);
+        if (r == NULL) {
+            return -1;
+        }
+        Py_DECREF(r);
+        return 0;
+    }
+    if (IS_NONE(self->flush_handle) && !self->delivering) {
+        PyObject *flush = PyObject_GetAttr((PyObject *)self, str_flush);
+        if (flush == NULL) {
+            return -1;
+        }
+        PyObject *method = PyObject_GetAttr(self->loop, str_call_soon);
+        if (method == NULL) {
+            Py_DECREF(flush);
+            return -1;
+        }
+        PyObject *handle = PyObject_CallOneArg(method, flush);
+        Py_DECREF(method);
+        Py_DECREF(flush);
+        if (handle == NULL) {
+            return -1;
+        }
+        PyObject *old = self->flush_handle;
+        self->flush_handle = handle;
+        Py_XDECREF(old);
+    }
+    return 0;
+}
+
+static PyObject *
+conn_send(ConnObject *self, PyObject *message)
+{
+    int text = PyUnicode_CheckExact(message);
+    if (!IS_NONE(self->fragment_lock) || !(text || PyBytes_CheckExact(message))) {
+        return PyObject_CallMethodOneArg((PyObject *)self, str_send, message);
+    }
+    PyObject *state = PyObject_GetAttr(self->protocol, str_state);
+    if (state == NULL) {
+        return NULL;
+    }
+    Py_DECREF(state);
+    if (state != state_open) {
+        /* The slow path raises the right ConnectionClosed when awaited. */
+        return PyObject_CallMethodOneArg((PyObject *)self, str_send, message);
+    }
+    PyObject *r = PyObject_CallMethodOneArg(self->protocol, text ? str_send_text : str_send_binary,
+                                            message);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    int listeners = truth(self->listeners);
+    if (listeners < 0) {
+        return NULL;
+    }
+    if (listeners) {
+        r = PyObject_CallMethodOneArg((PyObject *)self, str_sent, message);
+        if (r == NULL) {
+            return NULL;
+        }
+        Py_DECREF(r);
+    }
+    else if (conn_sent(self, message) < 0) {
+        return NULL;
+    }
+    if (self->writing_paused) {
+        return PyObject_CallMethodNoArgs((PyObject *)self, str_wait_drain);
+    }
+    Py_INCREF(done_singleton);
+    return done_singleton;
+}
+
+static PyMethodDef conn_methods[] = {
+    {"get_buffer", (PyCFunction)conn_get_buffer, METH_O, NULL},
+    {"buffer_updated", (PyCFunction)conn_buffer_updated, METH_O, NULL},
+    {"_process_events", (PyCFunction)conn_process_events, METH_NOARGS,
+     "Hand what the protocol parsed to the application, then write what is due."},
+    {"_receive", (PyCFunction)conn_receive, METH_O,
+     "The next message; at the end, StopAsyncIteration when iterating."},
+    {"send", (PyCFunction)conn_send, METH_O,
+     "Send a message.\n\n"
+     "A str is sent as a text message, a bytes-like object as binary. An iterable or\n"
+     "async iterable of them is sent as one fragmented message, one frame per item (all\n"
+     "items must be of the same kind). Await the result: it waits while the write\n"
+     "buffer is above its high-water mark.\n\n"
+     "Raises:\n    ConnectionClosed: the connection is closed."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef conn_members[] = {
+    {"protocol", T_OBJECT, offsetof(ConnObject, protocol), 0, NULL},
+    {"loop", T_OBJECT, offsetof(ConnObject, loop), 0, NULL},
+    {"listeners", T_OBJECT, offsetof(ConnObject, listeners), 0, NULL},
+    {"_shared", T_OBJECT, offsetof(ConnObject, shared), 0, NULL},
+    {"_messages", T_OBJECT, offsetof(ConnObject, messages), 0, NULL},
+    {"_recv_waiter", T_OBJECT, offsetof(ConnObject, recv_waiter), 0, NULL},
+    {"_sink", T_OBJECT, offsetof(ConnObject, sink), 0, NULL},
+    {"_flush_handle", T_OBJECT, offsetof(ConnObject, flush_handle), 0, NULL},
+    {"_fragment_lock", T_OBJECT, offsetof(ConnObject, fragment_lock), 0, NULL},
+    {"_reads", T_PYSSIZET, offsetof(ConnObject, reads), 0, NULL},
+    {"_queued_bytes", T_PYSSIZET, offsetof(ConnObject, queued_bytes), 0, NULL},
+    {"_pending_out", T_PYSSIZET, offsetof(ConnObject, pending_out), 0, NULL},
+    {"_pending_frames", T_PYSSIZET, offsetof(ConnObject, pending_frames), 0, NULL},
+    {"write_limit_high", T_PYSSIZET, offsetof(ConnObject, write_limit_high), 0, NULL},
+    {"_own_buffer", T_BOOL, offsetof(ConnObject, own_buffer), 0, NULL},
+    {"_opening", T_BOOL, offsetof(ConnObject, opening), 0, NULL},
+    {"_delivering", T_BOOL, offsetof(ConnObject, delivering), 0, NULL},
+    {"_reading_paused", T_BOOL, offsetof(ConnObject, reading_paused), 0, NULL},
+    {"_writing_paused", T_BOOL, offsetof(ConnObject, writing_paused), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyAsyncMethods conn_as_async = {
+    .am_anext = (unaryfunc)conn_anext,
+};
+
+static PyTypeObject ConnType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tether.asyncio._speedups.ConnectionCore",
+    .tp_doc = "The fields and per-message methods of a connection.",
+    .tp_basicsize = sizeof(ConnObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = conn_new,
+    .tp_dealloc = (destructor)conn_dealloc,
+    .tp_traverse = (traverseproc)conn_traverse,
+    .tp_clear = (inquiry)conn_clear,
+    .tp_as_async = &conn_as_async,
+    .tp_methods = conn_methods,
+    .tp_members = conn_members,
+};
+
+/* Module */
+
+static PyMethodDef module_methods[] = {
+    {"wake", (PyCFunction)(void (*)(void))wake, METH_FASTCALL,
+     "wake(waiter, loop, message): resolve a waiting receiver; run its task's step now\n"
+     "when nothing else waits on it and no task is running."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "tether.asyncio._speedups",
+    .m_doc = "C accelerator for the per-message paths of tether.asyncio connections.",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+static PyObject *
+import_attr(const char *module, const char *name)
+{
+    PyObject *mod = PyImport_ImportModule(module);
+    if (mod == NULL) {
+        return NULL;
+    }
+    PyObject *attr = PyObject_GetAttrString(mod, name);
+    Py_DECREF(mod);
+    return attr;
+}
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    struct {
+        PyObject **slot;
+        const char *text;
+    } strings[] = {
+        {&str_buffer_updated, "buffer_updated"},
+        {&str_call_soon, "call_soon"},
+        {&str_close_transport, "close_transport"},
+        {&str_context, "context"},
+        {&str_deliver, "_deliver"},
+        {&str_done, "done"},
+        {&str_events_received, "events_received"},
+        {&str_failure_pending, "failure_pending"},
+        {&str_flush, "_flush"},
+        {&str_get_buffer, "get_buffer"},
+        {&str_has_data_to_send, "has_data_to_send"},
+        {&str_opening_data, "_opening_data"},
+        {&str_partial_frame, "partial_frame"},
+        {&str_popleft, "popleft"},
+        {&str_receive_data, "receive_data"},
+        {&str_requeue, "_requeue"},
+        {&str_send, "_send"},
+        {&str_send_binary, "send_binary"},
+        {&str_send_text, "send_text"},
+        {&str_sent, "_sent"},
+        {&str_set_result, "set_result"},
+        {&str_state, "state"},
+        {&str_take, "_take"},
+        {&str_wait_drain, "_wait_drain"},
+    };
+    for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
+        *strings[i].slot = PyUnicode_InternFromString(strings[i].text);
+        if (*strings[i].slot == NULL) {
+            return NULL;
+        }
+    }
+    context_kwnames = PyTuple_Pack(1, str_context);
+    if (context_kwnames == NULL) {
+        return NULL;
+    }
+    PyObject *state = import_attr("tether.protocol.connection", "State");
+    if (state == NULL) {
+        return NULL;
+    }
+    state_open = PyObject_GetAttrString(state, "OPEN");
+    Py_DECREF(state);
+    current_tasks = import_attr("asyncio.tasks", "_current_tasks");
+    cancelled_error = import_attr("asyncio", "CancelledError");
+    invalid_state = import_attr("asyncio", "InvalidStateError");
+    if (state_open == NULL || current_tasks == NULL || cancelled_error == NULL ||
+        invalid_state == NULL) {
+        return NULL;
+    }
+    if (!PyDict_Check(current_tasks)) {
+        PyErr_SetString(PyExc_ImportError, "asyncio.tasks._current_tasks is not a dict");
+        return NULL;
+    }
+    if (PyType_Ready(&ReceiveType) < 0 || PyType_Ready(&DoneType) < 0 ||
+        PyType_Ready(&ConnType) < 0) {
+        return NULL;
+    }
+    /* The one Done object: it has no state, so every fast send returns it. */
+    done_singleton = PyObject_New(PyObject, &DoneType);
+    if (done_singleton == NULL) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&ConnType);
+    Py_INCREF(&ReceiveType);
+    Py_INCREF(&DoneType);
+    Py_INCREF(done_singleton);
+    if (PyModule_AddObject(module, "ConnectionCore", (PyObject *)&ConnType) < 0 ||
+        PyModule_AddObject(module, "Receive", (PyObject *)&ReceiveType) < 0 ||
+        PyModule_AddObject(module, "Done", (PyObject *)&DoneType) < 0 ||
+        PyModule_AddObject(module, "DONE", done_singleton) < 0 ||
+        PyModule_AddIntConstant(module, "COALESCE_FRAMES", COALESCE_FRAMES) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
