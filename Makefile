@@ -10,7 +10,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml setup.py src/tether/protocol/_speedups.c src/tether/asyncio/_speedups.c
+$(STAMP): $(BIN)/python pyproject.toml setup.py src/tether/protocol/_speedups.c src/tether/protocol/_protocol_core.h src/tether/asyncio/_speedups.c
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

@@ -28,11 +28,14 @@ if os.environ.get("TETHER_NO_EXTENSIONS") != "1":
         Extension(
             "tether.protocol._speedups",
             sources=["src/tether/protocol/_speedups.c"],
+            depends=["src/tether/protocol/_protocol_core.h"],
             optional=True,
         ),
         Extension(
             "tether.asyncio._speedups",
             sources=["src/tether/asyncio/_speedups.c"],
+            depends=["src/tether/protocol/_protocol_core.h"],
+            include_dirs=["src/tether/protocol"],
             optional=True,
         ),
     ]

@@ -787,3 +787,72 @@ def test_frame_and_message_limits_set_after_construction_apply():
     r.max_message_size = r.max_frame_size = None
     r.receive_data(from_client(Opcode.BINARY, b"x" * 1000))
     assert r.events_received() == [b"x" * 1000]
+
+
+def expected_server_frames(first, payload):
+    """A server frame built by hand: header and payload joined up to 2048 bytes."""
+    n = len(payload)
+    if n < 126:
+        header = bytes([first, n])
+    elif n < 65536:
+        header = bytes([first, 126]) + struct.pack("!H", n)
+    else:
+        header = bytes([first, 127]) + struct.pack("!Q", n)
+    return [header + payload] if n <= 2048 else [header, payload]
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 2048, 2049, 65535, 65536, 300_000])
+def test_server_frames_of_every_header_size(size):
+    payload = bytes(range(256)) * (size // 256 + 1)
+    payload = payload[:size]
+    p = Protocol(SERVER)
+    p.send_binary(payload)
+    p.send_binary(bytearray(payload), fin=True)
+    p.send_binary(data=memoryview(payload))
+    p.send_text(payload.decode("latin-1"))  # non-ASCII text above 127
+    p.send_text("a" * size)
+    p.send_text(b"b" * size)
+    out = p.data_to_send()
+    assert out == (
+        expected_server_frames(0x82, payload) * 3
+        + expected_server_frames(0x81, payload.decode("latin-1").encode())
+        + expected_server_frames(0x81, b"a" * size)
+        + expected_server_frames(0x81, b"b" * size)
+    )
+    assert p.data_to_send() == []
+    assert not p.has_data_to_send()
+
+
+def test_a_large_bytes_payload_is_queued_without_a_copy():
+    payload = b"z" * 10_000
+    p = Protocol(SERVER)
+    p.send_binary(payload)
+    header, queued = p.data_to_send()
+    assert header == b"\x82\x7e\x27\x10"
+    assert queued is payload
+
+
+def test_send_arguments_are_checked():
+    p = Protocol(SERVER)
+    with pytest.raises(TypeError):
+        p.send_binary()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        p.send_text("a", True, True)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        p.send_text("a", nope=True)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        p.send_binary(12)  # type: ignore[arg-type]
+    assert p.data_to_send() == []
+
+
+def test_receive_data_takes_any_bytes_like_and_ignores_empty_reads():
+    frames = from_client(Opcode.BINARY, b"one") + from_client(Opcode.TEXT, b"two")
+    p = Protocol(SERVER)
+    p.receive_data(b"")
+    p.receive_data(memoryview(b""))
+    p.receive_data(bytearray(frames[:3]))
+    p.receive_data(memoryview(frames)[3:])
+    assert p.events_received() == [b"one", "two"]
+    assert p.events_received() == []
+    with pytest.raises(TypeError):
+        p.receive_data("text")  # type: ignore[arg-type]

@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..exceptions import ConnectionClosed
 from ..types import Data, DataLike
 from .events import EventListener
 
@@ -32,7 +33,17 @@ if TYPE_CHECKING:
     from ..protocol.connection import Event, Protocol
 
 
-__all__ = ["SPEEDUPS", "ConnectionCore", "PyConnectionCore", "py_wake", "wake"]
+__all__ = [
+    "SPEEDUPS",
+    "ConnectionCore",
+    "PyConnectionCore",
+    "py_wake",
+    "transport_is_closing",
+    "transport_read_ready",
+    "transport_write",
+    "use_transport_class",
+    "wake",
+]
 
 # Replies coalesced into one write at most: a burst of requests read at once is answered
 # in batches of this many frames, so the peer can send more while the rest is processed
@@ -70,6 +81,7 @@ class PyConnectionCore:
     """The fields and per-message methods a connection has in C, written in Python."""
 
     __slots__ = (
+        "_close_exc",
         "_delivering",
         "_flush_handle",
         "_fragment_lock",
@@ -88,10 +100,12 @@ class PyConnectionCore:
         "listeners",
         "loop",
         "protocol",
+        "transport",
         "write_limit_high",
     )
 
     protocol: Protocol
+    transport: asyncio.Transport | None
     loop: asyncio.AbstractEventLoop
     listeners: tuple[EventListener, ...]
     write_limit_high: int
@@ -110,6 +124,8 @@ class PyConnectionCore:
     _sink: Callable[[Data], bool] | None
     _delivering: bool
     _reading_paused: bool
+    # Set when the connection is closed: how it ended.
+    _close_exc: ConnectionClosed | None
     # Send side: the scheduled write, whether the transport is above its high-water mark,
     # what was queued since the last write, and the lock of a fragmented message.
     _flush_handle: asyncio.Handle | None
@@ -223,6 +239,27 @@ class PyConnectionCore:
         """
         return self._send(message)
 
+    def _flush(self) -> None:
+        """Write what the protocol has queued, and close the transport if it asks to."""
+        handle = self._flush_handle
+        if handle is not None:
+            handle.cancel()
+            self._flush_handle = None
+        self._pending_out = 0
+        self._pending_frames = 0
+        transport = self.transport
+        out = self.protocol.data_to_send()
+        if transport is None or transport.is_closing():
+            return
+        if out:
+            if len(out) == 1:
+                transport.write(out[0])
+            else:
+                self._write_many(out)
+        if self.protocol.close_transport:
+            # close() lets the transport write what is buffered first.
+            transport.close()
+
     # Implemented by the connection.
 
     def _opening_data(self, data: bytes) -> None:
@@ -249,22 +286,38 @@ class PyConnectionCore:
         """Write, or schedule the write of, a message the protocol has queued."""
         raise NotImplementedError
 
-    def _flush(self) -> None:
-        """Write what the protocol has queued."""
+    def _write_many(self, out: list[bytes]) -> None:
+        """Write several frames with as few system calls as the transport allows."""
         raise NotImplementedError
 
 
 SPEEDUPS: bool
+# SocketTransport's read callback (registered with the transport as its argument) and
+# its write method, in C; None without the accelerator.
+transport_read_ready: Callable[[Any], None] | None
+transport_write: Callable[[Any, Any], None] | None
+transport_is_closing: Callable[[Any], bool] | None
+use_transport_class: Callable[[type], None] | None
 
 if TYPE_CHECKING:
     ConnectionCore = PyConnectionCore
     wake = py_wake
 elif os.environ.get("TETHER_NO_SPEEDUPS") == "1":
     ConnectionCore, wake, SPEEDUPS = PyConnectionCore, py_wake, False
+    transport_read_ready = transport_write = transport_is_closing = use_transport_class = None
 else:
     try:
-        from ._speedups import ConnectionCore, wake
+        from ._speedups import (
+            ConnectionCore,
+            transport_is_closing,
+            transport_read_ready,
+            transport_write,
+            use_transport_class,
+            wake,
+        )
     except ImportError:  # pragma: no cover - built without the C accelerator
         ConnectionCore, wake, SPEEDUPS = PyConnectionCore, py_wake, False
+        transport_read_ready = transport_write = transport_is_closing = None
+        use_transport_class = None
     else:
         SPEEDUPS = True

@@ -18,6 +18,10 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <errno.h>
+#include <sys/socket.h>
+
+#include "_protocol_core.h"
 
 /* Frames queued before the replies to a burst of requests are written (COALESCE_FRAMES
  * in _core.py). */
@@ -27,12 +31,30 @@ static PyObject *state_open;        /* tether.protocol.connection.State.OPEN */
 static PyObject *current_tasks;     /* asyncio.tasks._current_tasks: loop -> running task */
 static PyObject *cancelled_error;   /* asyncio.CancelledError */
 static PyObject *invalid_state;     /* asyncio.InvalidStateError */
+/* tether.protocol._speedups.ProtocolCore: a protocol of this type has its per-message
+ * fields read here directly; NULL when that accelerator is not in use. */
+static PyTypeObject *protocol_core_type;
+static ProtocolCoreAPI *protocol_api;
+
+static ProtocolCoreObject *
+protocol_core(PyObject *protocol)
+{
+    if (protocol_core_type != NULL && PyObject_TypeCheck(protocol, protocol_core_type)) {
+        return (ProtocolCoreObject *)protocol;
+    }
+    return NULL;
+}
 
 static PyObject *str_buffer_updated, *str_call_soon, *str_close_transport, *str_context,
     *str_deliver, *str_events_received, *str_failure_pending, *str_flush, *str_get_buffer,
     *str_has_data_to_send, *str_opening_data, *str_partial_frame, *str_popleft,
     *str_receive_data, *str_requeue, *str_send, *str_send_binary, *str_send_text,
-    *str_sent, *str_set_result, *str_state, *str_take, *str_wait_drain, *str_done;
+    *str_sent, *str_set_result, *str_state, *str_take, *str_wait_drain, *str_done,
+    *str_cancel, *str_is_closing, *str_write, *str_write_many, *str_close, *str_data_to_send,
+    *str_sock, *str_reader_on, *str_protocol, *str_fd, *str_fatal_error, *str_read_eof,
+    *str_write_eof, *str_closing, *str_buffer, *str_write_slow, *str_buffer_rest;
+
+static PyObject *minus_one;  /* -1, the size hint of every read */
 
 static PyObject *context_kwnames;   /* ("context",) */
 
@@ -47,6 +69,7 @@ static PyObject *context_kwnames;   /* ("context",) */
 typedef struct {
     PyObject_HEAD
     PyObject *protocol;
+    PyObject *transport;
     PyObject *loop;
     PyObject *listeners;
     PyObject *shared;
@@ -55,6 +78,7 @@ typedef struct {
     PyObject *sink;
     PyObject *flush_handle;
     PyObject *fragment_lock;
+    PyObject *close_exc;
     Py_ssize_t reads;
     Py_ssize_t queued_bytes;
     Py_ssize_t pending_out;
@@ -155,6 +179,44 @@ call_soon(PyObject *loop, PyObject *callback, PyObject *arg, PyObject *context)
     /* The handle is returned; only the connection's flush keeps one. */
     Py_DECREF(res);
     return 0;
+}
+
+/* protocol.failure_pending / partial_frame / close_transport */
+static int
+protocol_flag(PyObject *protocol, size_t offset, PyObject *name)
+{
+    ProtocolCoreObject *pc = protocol_core(protocol);
+    if (pc != NULL) {
+        return *((char *)pc + offset);
+    }
+    return truth_attr(protocol, name);
+}
+
+#define FAILURE_PENDING(p) \
+    protocol_flag((p), offsetof(ProtocolCoreObject, failure_pending), str_failure_pending)
+#define PARTIAL_FRAME(p) \
+    protocol_flag((p), offsetof(ProtocolCoreObject, partial_frame), str_partial_frame)
+#define CLOSE_TRANSPORT(p) \
+    protocol_flag((p), offsetof(ProtocolCoreObject, close_transport), str_close_transport)
+
+/* protocol.events_received() or protocol.data_to_send(): the list, and a fresh one in
+ * its place. */
+static PyObject *
+protocol_take(PyObject *protocol, int events)
+{
+    ProtocolCoreObject *pc = protocol_core(protocol);
+    if (pc == NULL || !PyList_CheckExact(events ? pc->events : pc->out)) {
+        return PyObject_CallMethodNoArgs(protocol, events ? str_events_received
+                                                          : str_data_to_send);
+    }
+    PyObject **field = events ? &pc->events : &pc->out;
+    PyObject *fresh = PyList_New(0);
+    if (fresh == NULL) {
+        return NULL;
+    }
+    PyObject *taken = *field;
+    *field = fresh;
+    return taken;
 }
 
 static ReceiveObject *
@@ -306,7 +368,7 @@ receive_take(ReceiveObject *r, PyObject **presult)
             goto error;
         }
         if (queued > 0) {
-            int pending = truth_attr(conn->protocol, str_failure_pending);
+            int pending = FAILURE_PENDING(conn->protocol);
             if (pending < 0) {
                 goto error;
             }
@@ -328,17 +390,20 @@ receive_take(ReceiveObject *r, PyObject **presult)
             }
         }
     }
-    PyObject *taken = PyObject_CallMethodOneArg(
-        (PyObject *)conn, str_take, r->iterating ? Py_True : Py_False);
-    if (taken == NULL) {
-        goto error;
+    if (!IS_NONE(messages) || !IS_NONE(conn->close_exc) || !IS_NONE(conn->recv_waiter)) {
+        /* Bookkeeping, the end of the connection or another receiver: _take decides. */
+        PyObject *taken = PyObject_CallMethodOneArg(
+            (PyObject *)conn, str_take, r->iterating ? Py_True : Py_False);
+        if (taken == NULL) {
+            goto error;
+        }
+        if (taken != Py_None) {
+            r->state = R_FINISHED;
+            *presult = taken;
+            return PYGEN_RETURN;
+        }
+        Py_DECREF(taken);
     }
-    if (taken != Py_None) {
-        r->state = R_FINISHED;
-        *presult = taken;
-        return PYGEN_RETURN;
-    }
-    Py_DECREF(taken);
     /* Wait: release the empty queue and become the receiver a read resolves. */
     set_field(&conn->messages, Py_None);
     set_field(&conn->recv_waiter, (PyObject *)r);
@@ -895,9 +960,9 @@ conn_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (self == NULL) {
         return NULL;
     }
-    PyObject **fields[] = {&self->protocol, &self->loop, &self->listeners, &self->shared,
+    PyObject **fields[] = {&self->protocol, &self->transport, &self->loop, &self->listeners, &self->shared,
                            &self->messages, &self->recv_waiter, &self->sink,
-                           &self->flush_handle, &self->fragment_lock};
+                           &self->flush_handle, &self->fragment_lock, &self->close_exc};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
         Py_INCREF(Py_None);
         *fields[i] = Py_None;
@@ -909,6 +974,7 @@ static int
 conn_traverse(ConnObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->protocol);
+    Py_VISIT(self->transport);
     Py_VISIT(self->loop);
     Py_VISIT(self->listeners);
     Py_VISIT(self->shared);
@@ -917,6 +983,7 @@ conn_traverse(ConnObject *self, visitproc visit, void *arg)
     Py_VISIT(self->sink);
     Py_VISIT(self->flush_handle);
     Py_VISIT(self->fragment_lock);
+    Py_VISIT(self->close_exc);
     return 0;
 }
 
@@ -924,6 +991,7 @@ static int
 conn_clear(ConnObject *self)
 {
     Py_CLEAR(self->protocol);
+    Py_CLEAR(self->transport);
     Py_CLEAR(self->loop);
     Py_CLEAR(self->listeners);
     Py_CLEAR(self->shared);
@@ -932,6 +1000,7 @@ conn_clear(ConnObject *self)
     Py_CLEAR(self->sink);
     Py_CLEAR(self->flush_handle);
     Py_CLEAR(self->fragment_lock);
+    Py_CLEAR(self->close_exc);
     return 0;
 }
 
@@ -946,7 +1015,7 @@ conn_dealloc(ConnObject *self)
 static PyObject *
 conn_get_buffer(ConnObject *self, PyObject *sizehint)
 {
-    int partial = truth_attr(self->protocol, str_partial_frame);
+    int partial = PARTIAL_FRAME(self->protocol);
     if (partial < 0) {
         return NULL;
     }
@@ -964,11 +1033,20 @@ conn_get_buffer(ConnObject *self, PyObject *sizehint)
     return self->shared;
 }
 
+static PyObject *conn_flush(ConnObject *self, PyObject *unused);
+
+/* SocketTransport's accelerated methods (below), and the objects they are on its class. */
+static PyTypeObject *transport_type;
+static PyObject *write_method, *is_closing_method;
+static int transport_flag(PyObject *transport, int slot);
+static int transport_write_now(PyObject *transport, PyObject *data);
+#define T_CLOSING_SLOT 5
+
 static PyObject *
 conn_process_events(ConnObject *self, PyObject *unused)
 {
     PyObject *protocol = self->protocol;
-    PyObject *events = PyObject_CallMethodNoArgs(protocol, str_events_received);
+    PyObject *events = protocol_take(protocol, 1);
     if (events == NULL) {
         return NULL;
     }
@@ -981,7 +1059,7 @@ conn_process_events(ConnObject *self, PyObject *unused)
         if (listeners < 0) {
             goto done;
         }
-        int pending = listeners ? 1 : truth_attr(protocol, str_failure_pending);
+        int pending = listeners ? 1 : FAILURE_PENDING(protocol);
         if (pending < 0) {
             goto done;
         }
@@ -1003,20 +1081,27 @@ conn_process_events(ConnObject *self, PyObject *unused)
         PyObject *message = PyList_GET_ITEM(events, 0);
         if (waiting && (PyBytes_CheckExact(message) || PyUnicode_CheckExact(message))) {
             /* The common case: one message for a receiver waiting on an empty queue. */
-            PyObject *has = PyObject_CallMethodNoArgs(protocol, str_has_data_to_send);
-            if (has == NULL) {
-                goto done;
+            int flush;
+            ProtocolCoreObject *pc = protocol_core(protocol);
+            if (pc != NULL && PyList_CheckExact(pc->out)) {
+                flush = PyList_GET_SIZE(pc->out) > 0;
             }
-            int flush = PyObject_IsTrue(has);
-            Py_DECREF(has);
+            else {
+                PyObject *has = PyObject_CallMethodNoArgs(protocol, str_has_data_to_send);
+                if (has == NULL) {
+                    goto done;
+                }
+                flush = PyObject_IsTrue(has);
+                Py_DECREF(has);
+            }
             if (flush == 0) {
-                flush = truth_attr(protocol, str_close_transport);
+                flush = CLOSE_TRANSPORT(protocol);
             }
             if (flush < 0) {
                 goto done;
             }
             if (flush) {
-                PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, str_flush);
+                PyObject *r = conn_flush(self, NULL);
                 if (r == NULL) {
                     goto done;
                 }
@@ -1057,6 +1142,17 @@ conn_buffer_updated(ConnObject *self, PyObject *nbytes)
         if (n == -1 && PyErr_Occurred()) {
             return NULL;
         }
+        ProtocolCoreObject *pc = protocol_core(self->protocol);
+        if (pc != NULL && !self->opening && PyMemoryView_Check(self->shared) && n >= 0 &&
+            n <= PyMemoryView_GET_BUFFER(self->shared)->len &&
+            PyBuffer_IsContiguous(PyMemoryView_GET_BUFFER(self->shared), 'C')) {
+            /* protocol.receive_data(self._shared[:nbytes]), without the slice */
+            if (protocol_api->receive_prefix(pc, self->shared, n) < 0) {
+                return NULL;
+            }
+            self->reads++;
+            return conn_process_events(self, NULL);
+        }
         PyObject *view = PySequence_GetSlice(self->shared, 0, n);
         if (view == NULL) {
             return NULL;
@@ -1080,6 +1176,99 @@ conn_buffer_updated(ConnObject *self, PyObject *nbytes)
     Py_DECREF(res);
     self->reads++;
     return conn_process_events(self, NULL);
+}
+
+static PyObject *
+call_noargs(PyObject *obj, PyObject *name)
+{
+    PyObject *res = PyObject_CallMethodNoArgs(obj, name);
+    if (res == NULL) {
+        return NULL;
+    }
+    Py_DECREF(res);
+    return Py_None;  /* borrowed: only compared with NULL */
+}
+
+static PyObject *
+conn_flush(ConnObject *self, PyObject *unused)
+{
+    if (!IS_NONE(self->flush_handle)) {
+        PyObject *handle = self->flush_handle;
+        self->flush_handle = Py_NewRef(Py_None);
+        PyObject *res = call_noargs(handle, str_cancel);
+        Py_DECREF(handle);
+        if (res == NULL) {
+            return NULL;
+        }
+    }
+    self->pending_out = 0;
+    self->pending_frames = 0;
+    PyObject *transport = Py_NewRef(self->transport == NULL ? Py_None : self->transport);
+    PyObject *out = protocol_take(self->protocol, 0);
+    PyObject *res = NULL;
+    if (out == NULL) {
+        goto done;
+    }
+    if (transport == Py_None) {
+        res = Py_NewRef(Py_None);
+        goto done;
+    }
+    /* tether's own SocketTransport is called directly while its class has the C methods
+     * (not overridden, not patched); any other transport through its methods. */
+    int direct = transport_type != NULL && PyObject_TypeCheck(transport, transport_type) &&
+                 _PyType_Lookup(Py_TYPE(transport), str_write) == write_method &&
+                 _PyType_Lookup(Py_TYPE(transport), str_is_closing) == is_closing_method;
+    int t;
+    if (direct) {
+        t = transport_flag(transport, T_CLOSING_SLOT);
+    }
+    else {
+        PyObject *closing = PyObject_CallMethodNoArgs(transport, str_is_closing);
+        if (closing == NULL) {
+            goto done;
+        }
+        t = PyObject_IsTrue(closing);
+        Py_DECREF(closing);
+    }
+    if (t) {
+        res = t < 0 ? NULL : Py_NewRef(Py_None);
+        goto done;
+    }
+    Py_ssize_t n = PyObject_Size(out);
+    if (n < 0) {
+        goto done;
+    }
+    if (n > 0) {
+        PyObject *r;
+        if (n == 1 && PyList_CheckExact(out)) {
+            PyObject *data = PyList_GET_ITEM(out, 0);
+            int slow = direct ? transport_write_now(transport, data) : 1;
+            if (slow < 0) {
+                goto done;
+            }
+            r = slow ? PyObject_CallMethodOneArg(transport, str_write, data) : Py_NewRef(Py_None);
+        }
+        else {
+            r = PyObject_CallMethodOneArg((PyObject *)self, str_write_many, out);
+        }
+        if (r == NULL) {
+            goto done;
+        }
+        Py_DECREF(r);
+    }
+    t = CLOSE_TRANSPORT(self->protocol);
+    if (t < 0) {
+        goto done;
+    }
+    if (t && call_noargs(transport, str_close) == NULL) {
+        /* close() lets the transport write what is buffered first. */
+        goto done;
+    }
+    res = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(out);
+    Py_DECREF(transport);
+    return res;
 }
 
 static PyObject *
@@ -1118,7 +1307,7 @@ conn_sent(ConnObject *self, PyObject *message)
         now = !(queued || self->delivering);
     }
     if (now) {
-        PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, str_flush);
+        PyObject *r = conn_flush(self, NULL);
         if (r == NULL) {
             return -1;
         }
@@ -1155,21 +1344,36 @@ conn_send(ConnObject *self, PyObject *message)
     if (!IS_NONE(self->fragment_lock) || !(text || PyBytes_CheckExact(message))) {
         return PyObject_CallMethodOneArg((PyObject *)self, str_send, message);
     }
-    PyObject *state = PyObject_GetAttr(self->protocol, str_state);
-    if (state == NULL) {
-        return NULL;
+    PyObject *state;
+    ProtocolCoreObject *pc = protocol_core(self->protocol);
+    if (pc != NULL) {
+        state = pc->state;
     }
-    Py_DECREF(state);
+    else {
+        state = PyObject_GetAttr(self->protocol, str_state);
+        if (state == NULL) {
+            return NULL;
+        }
+        Py_DECREF(state);
+    }
     if (state != state_open) {
         /* The slow path raises the right ConnectionClosed when awaited. */
         return PyObject_CallMethodOneArg((PyObject *)self, str_send, message);
     }
-    PyObject *r = PyObject_CallMethodOneArg(self->protocol, text ? str_send_text : str_send_binary,
-                                            message);
-    if (r == NULL) {
-        return NULL;
+    PyObject *r;
+    if (pc != NULL) {
+        if (protocol_api->send_message(pc, message, text) < 0) {
+            return NULL;
+        }
     }
-    Py_DECREF(r);
+    else {
+        r = PyObject_CallMethodOneArg(self->protocol, text ? str_send_text : str_send_binary,
+                                      message);
+        if (r == NULL) {
+            return NULL;
+        }
+        Py_DECREF(r);
+    }
     int listeners = truth(self->listeners);
     if (listeners < 0) {
         return NULL;
@@ -1196,6 +1400,8 @@ static PyMethodDef conn_methods[] = {
     {"buffer_updated", (PyCFunction)conn_buffer_updated, METH_O, NULL},
     {"_process_events", (PyCFunction)conn_process_events, METH_NOARGS,
      "Hand what the protocol parsed to the application, then write what is due."},
+    {"_flush", (PyCFunction)conn_flush, METH_NOARGS,
+     "Write what the protocol has queued, and close the transport if it asks to."},
     {"_receive", (PyCFunction)conn_receive, METH_O,
      "The next message; at the end, StopAsyncIteration when iterating."},
     {"send", (PyCFunction)conn_send, METH_O,
@@ -1210,6 +1416,7 @@ static PyMethodDef conn_methods[] = {
 
 static PyMemberDef conn_members[] = {
     {"protocol", T_OBJECT, offsetof(ConnObject, protocol), 0, NULL},
+    {"transport", T_OBJECT, offsetof(ConnObject, transport), 0, NULL},
     {"loop", T_OBJECT, offsetof(ConnObject, loop), 0, NULL},
     {"listeners", T_OBJECT, offsetof(ConnObject, listeners), 0, NULL},
     {"_shared", T_OBJECT, offsetof(ConnObject, shared), 0, NULL},
@@ -1218,6 +1425,7 @@ static PyMemberDef conn_members[] = {
     {"_sink", T_OBJECT, offsetof(ConnObject, sink), 0, NULL},
     {"_flush_handle", T_OBJECT, offsetof(ConnObject, flush_handle), 0, NULL},
     {"_fragment_lock", T_OBJECT, offsetof(ConnObject, fragment_lock), 0, NULL},
+    {"_close_exc", T_OBJECT, offsetof(ConnObject, close_exc), 0, NULL},
     {"_reads", T_PYSSIZET, offsetof(ConnObject, reads), 0, NULL},
     {"_queued_bytes", T_PYSSIZET, offsetof(ConnObject, queued_bytes), 0, NULL},
     {"_pending_out", T_PYSSIZET, offsetof(ConnObject, pending_out), 0, NULL},
@@ -1250,9 +1458,286 @@ static PyTypeObject ConnType = {
     .tp_members = conn_members,
 };
 
+
+/* tether.asyncio.transport.SocketTransport: the read callback, write and is_closing, in
+ * C. They read the transport's slots and leave every case but the common one to its
+ * Python methods (_fatal_error, _read_eof, _write, _buffer_rest). The socket is
+ * non-blocking, so its calls return at once: the GIL is kept around them. */
+
+enum { T_SOCK, T_READER_ON, T_PROTOCOL, T_FD, T_WRITE_EOF, T_CLOSING, T_BUFFER, T_SLOTS };
+_Static_assert(T_CLOSING == T_CLOSING_SLOT, "T_CLOSING_SLOT");
+
+static PyObject **transport_slot_names[T_SLOTS] = {
+    &str_sock, &str_reader_on, &str_protocol, &str_fd, &str_write_eof, &str_closing, &str_buffer,
+};
+
+/* The class registered by use_transport_class, and where its slots are in an instance. */
+static Py_ssize_t transport_offsets[T_SLOTS];
+
+static PyObject *
+use_transport_class(PyObject *module, PyObject *cls)
+{
+    if (!PyType_Check(cls)) {
+        PyErr_SetString(PyExc_TypeError, "a class is required");
+        return NULL;
+    }
+    Py_ssize_t offsets[T_SLOTS];
+    for (int i = 0; i < T_SLOTS; i++) {
+        PyObject *descr = PyObject_GetAttr(cls, *transport_slot_names[i]);
+        if (descr == NULL) {
+            return NULL;
+        }
+        int ok = Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
+                 ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX;
+        if (ok) {
+            offsets[i] = ((PyMemberDescrObject *)descr)->d_member->offset;
+        }
+        Py_DECREF(descr);
+        if (!ok) {
+            PyErr_Format(PyExc_TypeError, "%R is not a slot of %R", *transport_slot_names[i],
+                         cls);
+            return NULL;
+        }
+    }
+    memcpy(transport_offsets, offsets, sizeof(offsets));
+    Py_INCREF(cls);
+    Py_XSETREF(transport_type, (PyTypeObject *)cls);
+    Py_RETURN_NONE;
+}
+
+/* A new reference to the transport's slot, read directly from a registered class. */
+static PyObject *
+transport_get(PyObject *transport, int slot)
+{
+    if (transport_type != NULL && PyObject_TypeCheck(transport, transport_type)) {
+        PyObject *value = *(PyObject **)((char *)transport + transport_offsets[slot]);
+        if (value != NULL) {
+            return Py_NewRef(value);
+        }
+    }
+    return PyObject_GetAttr(transport, *transport_slot_names[slot]);
+}
+
+static int
+transport_flag(PyObject *transport, int slot)
+{
+    PyObject *value = transport_get(transport, slot);
+    if (value == NULL) {
+        return -1;
+    }
+    int t = value == Py_True ? 1 : (value == Py_False ? 0 : PyObject_IsTrue(value));
+    Py_DECREF(value);
+    return t;
+}
+
+/* Whether the slot holds None; -1 with an exception set. */
+static int
+transport_none(PyObject *transport, int slot)
+{
+    PyObject *value = transport_get(transport, slot);
+    if (value == NULL) {
+        return -1;
+    }
+    Py_DECREF(value);
+    return value == Py_None;
+}
+
+static int
+transport_fd(PyObject *transport)
+{
+    PyObject *fd = transport_get(transport, T_FD);
+    if (fd == NULL) {
+        return -1;
+    }
+    long value = PyLong_AsLong(fd);
+    Py_DECREF(fd);
+    if (value == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (value < 0 || value > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "bad file descriptor");
+        return -1;
+    }
+    return (int)value;
+}
+
+/* transport._fatal_error(exc, message) for the Exception being raised; other exceptions
+ * (BaseException) propagate, as from the Python methods. */
+static PyObject *
+transport_fail(PyObject *transport, const char *message)
+{
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+        return NULL;
+    }
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    PyObject *text = PyUnicode_FromString(message);
+    PyObject *res = NULL;
+    if (text != NULL) {
+        res = PyObject_CallMethodObjArgs(transport, str_fatal_error, value, text, NULL);
+        Py_DECREF(text);
+    }
+    Py_DECREF(value);
+    return res;
+}
+
+static PyObject *
+transport_read_ready(PyObject *module, PyObject *transport)
+{
+    int closed = transport_none(transport, T_SOCK);
+    if (closed != 0) {
+        return closed < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    int reading = transport_flag(transport, T_READER_ON);
+    if (reading <= 0) {
+        return reading < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    int fd = transport_fd(transport);
+    if (fd < 0) {
+        return NULL;
+    }
+    PyObject *protocol = transport_get(transport, T_PROTOCOL);
+    if (protocol == NULL) {
+        return NULL;
+    }
+    PyObject *res = NULL;
+    PyObject *buffer = PyObject_CallMethodOneArg(protocol, str_get_buffer, minus_one);
+    if (buffer == NULL) {
+        res = transport_fail(transport, "protocol.get_buffer() failed");
+        goto done;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE) < 0) {
+        Py_DECREF(buffer);
+        goto done;
+    }
+    ssize_t n = recv(fd, view.buf, (size_t)view.len, 0);
+    int error = errno;
+    PyBuffer_Release(&view);
+    Py_DECREF(buffer);
+    if (n < 0) {
+        if (error == EAGAIN || error == EWOULDBLOCK || error == EINTR) {
+            res = Py_NewRef(Py_None);
+            goto done;
+        }
+        errno = error;
+        PyErr_SetFromErrno(PyExc_OSError);
+        res = transport_fail(transport, "socket.recv_into() failed");
+        goto done;
+    }
+    if (n == 0) {
+        /* EOF from the peer. */
+        res = PyObject_CallMethodOneArg(transport, str_read_eof, protocol);
+        goto done;
+    }
+    PyObject *count = PyLong_FromSsize_t(n);
+    if (count == NULL) {
+        goto done;
+    }
+    res = PyObject_CallMethodOneArg(protocol, str_buffer_updated, count);
+    Py_DECREF(count);
+    if (res == NULL) {
+        res = transport_fail(transport, "protocol.buffer_updated() failed");
+    }
+done:
+    Py_DECREF(protocol);
+    return res;
+}
+
+static PyObject *
+transport_is_closing(PyObject *module, PyObject *transport)
+{
+    int closing = transport_flag(transport, T_CLOSING);
+    if (closing < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(closing);
+}
+
+/* write(data) for bytes while nothing is buffered; 1 when the slow path must take it. */
+static int
+transport_write_now(PyObject *transport, PyObject *data)
+{
+    if (!PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) == 0) {
+        return 1;
+    }
+    /* Nothing buffered, and not closing or shut down. */
+    int blocked = transport_flag(transport, T_WRITE_EOF);
+    if (blocked == 0) {
+        blocked = transport_flag(transport, T_CLOSING);
+    }
+    if (blocked == 0) {
+        int idle = transport_none(transport, T_BUFFER);
+        blocked = idle < 0 ? -1 : !idle;
+    }
+    if (blocked == 0) {
+        blocked = transport_none(transport, T_SOCK);
+    }
+    if (blocked) {
+        return blocked;
+    }
+    int fd = transport_fd(transport);
+    if (fd < 0) {
+        return -1;
+    }
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    ssize_t sent = send(fd, PyBytes_AS_STRING(data), (size_t)size, 0);
+    int error = errno;
+    if (sent == size) {
+        return 0;
+    }
+    PyObject *res;
+    if (sent < 0 && error != EAGAIN && error != EWOULDBLOCK && error != EINTR) {
+        errno = error;
+        PyErr_SetFromErrno(PyExc_OSError);
+        res = transport_fail(transport, "socket.send() failed");
+    }
+    else {
+        /* The kernel took part of it, or none: the transport buffers the rest. */
+        PyObject *offset = PyLong_FromSsize_t(sent < 0 ? 0 : sent);
+        if (offset == NULL) {
+            return -1;
+        }
+        res = PyObject_CallMethodObjArgs(transport, str_buffer_rest, data, offset, NULL);
+        Py_DECREF(offset);
+    }
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
+static PyObject *
+transport_write(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "write() takes exactly one argument");
+        return NULL;
+    }
+    int slow = transport_write_now(args[0], args[1]);
+    if (slow < 0) {
+        return NULL;
+    }
+    if (slow) {
+        return PyObject_CallMethodOneArg(args[0], str_write_slow, args[1]);
+    }
+    Py_RETURN_NONE;
+}
+
 /* Module */
 
 static PyMethodDef module_methods[] = {
+    {"transport_read_ready", (PyCFunction)transport_read_ready, METH_O,
+     "transport_read_ready(transport): the read callback of a SocketTransport."},
+    {"use_transport_class", (PyCFunction)use_transport_class, METH_O,
+     "use_transport_class(cls): read the slots of cls's instances directly."},
     {"wake", (PyCFunction)(void (*)(void))wake, METH_FASTCALL,
      "wake(waiter, loop, message): resolve a waiting receiver; run its task's step now\n"
      "when nothing else waits on it and no task is running."},
@@ -1288,6 +1773,23 @@ PyInit__speedups(void)
     } strings[] = {
         {&str_buffer_updated, "buffer_updated"},
         {&str_call_soon, "call_soon"},
+        {&str_cancel, "cancel"},
+        {&str_close, "close"},
+        {&str_data_to_send, "data_to_send"},
+        {&str_is_closing, "is_closing"},
+        {&str_write, "write"},
+        {&str_write_many, "_write_many"},
+        {&str_sock, "_sock"},
+        {&str_reader_on, "_reader_on"},
+        {&str_protocol, "_protocol"},
+        {&str_fd, "_fd"},
+        {&str_fatal_error, "_fatal_error"},
+        {&str_read_eof, "_read_eof"},
+        {&str_write_eof, "_write_eof"},
+        {&str_closing, "_closing"},
+        {&str_buffer, "_buffer"},
+        {&str_write_slow, "_write"},
+        {&str_buffer_rest, "_buffer_rest"},
         {&str_close_transport, "close_transport"},
         {&str_context, "context"},
         {&str_deliver, "_deliver"},
@@ -1317,6 +1819,10 @@ PyInit__speedups(void)
             return NULL;
         }
     }
+    minus_one = PyLong_FromLong(-1);
+    if (minus_one == NULL) {
+        return NULL;
+    }
     context_kwnames = PyTuple_Pack(1, str_context);
     if (context_kwnames == NULL) {
         return NULL;
@@ -1334,6 +1840,32 @@ PyInit__speedups(void)
         invalid_state == NULL) {
         return NULL;
     }
+    /* The protocol's accelerator may be turned off (TETHER_NO_SPEEDUPS) or missing: its
+     * fields are then read as attributes. */
+    PyObject *fastpath = PyImport_ImportModule("tether.protocol.fastpath");
+    if (fastpath == NULL) {
+        return NULL;
+    }
+    PyObject *core = PyObject_GetAttrString(fastpath, "ProtocolCore");
+    Py_DECREF(fastpath);
+    if (core == NULL) {
+        return NULL;
+    }
+    PyObject *c_core = import_attr("tether.protocol._speedups", "ProtocolCore");
+    if (c_core == NULL) {
+        PyErr_Clear();
+    }
+    else if (c_core == core) {
+        protocol_core_type = (PyTypeObject *)c_core;  /* kept for the module's life */
+        protocol_api = (ProtocolCoreAPI *)PyCapsule_Import(PROTOCOL_CORE_CAPSULE, 0);
+        if (protocol_api == NULL) {
+            return NULL;
+        }
+    }
+    else {
+        Py_DECREF(c_core);
+    }
+    Py_DECREF(core);
     if (!PyDict_Check(current_tasks)) {
         PyErr_SetString(PyExc_ImportError, "asyncio.tasks._current_tasks is not a dict");
         return NULL;
@@ -1362,6 +1894,26 @@ PyInit__speedups(void)
         PyModule_AddIntConstant(module, "COALESCE_FRAMES", COALESCE_FRAMES) < 0) {
         Py_DECREF(module);
         return NULL;
+    }
+    /* SocketTransport.write and is_closing: functions that bind as methods when set on
+     * the class. */
+    static PyMethodDef method_defs[] = {
+        {"write", (PyCFunction)(void (*)(void))transport_write, METH_FASTCALL,
+         "Write data: at once while nothing is buffered, else after what is."},
+        {"is_closing", (PyCFunction)transport_is_closing, METH_O,
+         "Tell whether the transport is closing or closed."},
+    };
+    const char *names[] = {"transport_write", "transport_is_closing"};
+    for (int i = 0; i < 2; i++) {
+        PyObject *func = PyCFunction_NewEx(&method_defs[i], NULL, module);
+        PyObject *method = func == NULL ? NULL : PyInstanceMethod_New(func);
+        Py_XDECREF(func);
+        if (method == NULL || PyModule_AddObjectRef(module, names[i], method) < 0) {
+            Py_XDECREF(method);
+            Py_DECREF(module);
+            return NULL;
+        }
+        *(i == 0 ? &write_method : &is_closing_method) = method;  /* kept for good */
     }
     return module;
 }

@@ -134,7 +134,6 @@ class Connection(ConnectionCore, ClosingState, asyncio.BufferedProtocol):
     __slots__ = (
         "__dict__",
         "__weakref__",
-        "_close_exc",
         "_close_timer",
         "_closed",
         "_drain_waiter",
@@ -159,7 +158,6 @@ class Connection(ConnectionCore, ClosingState, asyncio.BufferedProtocol):
         "request_headers",
         "response_headers",
         "subprotocol",
-        "transport",
         "write_limit_low",
     )
 
@@ -736,25 +734,9 @@ class Connection(ConnectionCore, ClosingState, asyncio.BufferedProtocol):
         elif self._flush_handle is None:
             self._flush_handle = self.loop.call_soon(self._flush)
 
-    def _flush(self) -> None:
-        handle = self._flush_handle
-        if handle is not None:
-            handle.cancel()
-            self._flush_handle = None
-        self._pending_out = 0
-        self._pending_frames = 0
-        transport = self.transport
-        out = self.protocol.data_to_send()
-        if transport is None or transport.is_closing():
-            return
-        if out:
-            if len(out) == 1:
-                transport.write(out[0])
-            else:
-                _write_coalesced(transport, out)
-        if self.protocol.close_transport:
-            # close() lets the transport write what is buffered first.
-            transport.close()
+    def _write_many(self, out: list[bytes]) -> None:
+        assert self.transport is not None
+        _write_coalesced(self.transport, out)
 
     async def _wait_drain(self) -> None:
         while self._writing_paused:

@@ -24,7 +24,14 @@ import itertools
 import logging
 import socket
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ._core import (
+    transport_is_closing as _c_is_closing,
+    transport_read_ready as _c_read_ready,
+    transport_write as _c_write,
+    use_transport_class as _c_use_class,
+)
 
 
 __all__ = ["Listener", "SocketTransport", "send_vectored", "supports_loop"]
@@ -180,7 +187,10 @@ class SocketTransport(asyncio.Transport):
         want = self._reading and not self._closing and not self._eof
         if want and not self._reader_on:
             self._reader_on = True
-            self._loop.add_reader(self._fd, self._read_ready)
+            if _c_read_ready is not None:
+                self._loop.add_reader(self._fd, _c_read_ready, self)
+            else:
+                self._loop.add_reader(self._fd, self._read_ready)
         elif not want and self._reader_on:
             self._reader_on = False
             self._loop.remove_reader(self._fd)
@@ -208,7 +218,10 @@ class SocketTransport(asyncio.Transport):
             except Exception as exc:
                 self._fatal_error(exc, "protocol.buffer_updated() failed")
             return
-        # EOF from the peer.
+        self._read_eof(protocol)
+
+    def _read_eof(self, protocol: asyncio.BufferedProtocol) -> None:
+        """The peer sent EOF."""
         self._eof = True
         self._update_reader()
         try:
@@ -237,7 +250,7 @@ class SocketTransport(asyncio.Transport):
         self._high, self._low = high, low
         self._check_high_water()
 
-    def write(self, data: _Buffer) -> None:
+    def _write(self, data: _Buffer) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
         if self._write_eof:
@@ -257,12 +270,26 @@ class SocketTransport(asyncio.Transport):
                 return
             if sent == len(data):
                 return
-            data = memoryview(data)[sent:]
-            self._start_buffering()
-        assert self._buffer is not None
+            self._buffer_rest(data, sent)
+            return
         self._buffer.append(_owned(data))
         self._buffer_size += len(data)
         self._check_high_water()
+
+    def _buffer_rest(self, data: _Buffer, sent: int) -> None:
+        """Keep what the kernel did not take of ``data`` (nothing was buffered before)."""
+        rest = memoryview(data)[sent:]
+        self._start_buffering()
+        assert self._buffer is not None
+        self._buffer.append(_owned(rest))
+        self._buffer_size += len(rest)
+        self._check_high_water()
+
+    # In C when the accelerator is built: bytes written at once there, the rest in _write.
+    if TYPE_CHECKING:
+        write = _write
+    else:
+        write = _write if _c_write is None else _c_write
 
     def writelines(self, list_of_data: Iterable[_Buffer]) -> None:
         # Sizes are counted in bytes, as sendmsg counts them.
@@ -356,8 +383,13 @@ class SocketTransport(asyncio.Transport):
 
     # Closing
 
-    def is_closing(self) -> bool:
+    def _is_closing(self) -> bool:
         return self._closing
+
+    if TYPE_CHECKING:
+        is_closing = _is_closing
+    else:
+        is_closing = _is_closing if _c_is_closing is None else _c_is_closing
 
     def close(self) -> None:
         """Close once everything buffered is written; the protocol hears it later."""
@@ -411,6 +443,10 @@ class SocketTransport(asyncio.Transport):
             # Let go of the protocol: it usually refers back to this transport, and
             # reference counting alone then frees both.
             self._protocol = _DETACHED
+
+
+if _c_use_class is not None:
+    _c_use_class(SocketTransport)
 
 
 class Listener:

@@ -1,12 +1,16 @@
-/* Optional accelerator: payload masking, the common-case frame parser and the plain
- * upgrade request scan for tether.protocol, and the common-case REPE header check for
- * tether.rpc.repe. The pure-Python fallbacks in masking.py, fastpath.py, handshake.py
- * and repe.py give identical results (tests check both). */
+/* Optional accelerator: payload masking, the common-case frame parser, the protocol's
+ * per-message methods (ProtocolCore) and the plain upgrade request scan for
+ * tether.protocol, and the common-case REPE header check for tether.rpc.repe. The
+ * pure-Python fallbacks in masking.py, fastpath.py, handshake.py and repe.py give
+ * identical results (tests check both). */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "_protocol_core.h"
 
 /* XOR n bytes of in with the 4-byte key m, starting at key position offset % 4.
  * Where the compiler and the C library can pick a version per CPU at load time, an AVX2
@@ -94,20 +98,12 @@ done:
  * fragmented frame, RSV bits, a wrong mask bit, a payload over limit (limit < 0: none), or
  * text that is not valid UTF-8. The caller's Python parser handles that frame, including
  * every error, so both paths give identical results. */
-static PyObject *
-parse_messages(PyObject *self, PyObject *args)
+static Py_ssize_t
+parse_into(const unsigned char *buf, Py_ssize_t len, Py_ssize_t pos, Py_ssize_t end,
+           int masked, Py_ssize_t limit, PyObject *events)
 {
-    Py_buffer view;
-    Py_ssize_t pos, end, limit;
-    int masked;
-    PyObject *events;
-    if (!PyArg_ParseTuple(args, "y*nnpnO!", &view, &pos, &end, &masked, &limit,
-                          &PyList_Type, &events)) {
-        return NULL;
-    }
-    const unsigned char *buf = (const unsigned char *)view.buf;
-    if (end > view.len) {
-        end = view.len;
+    if (end > len) {
+        end = len;
     }
     while (end - pos >= 2) {
         unsigned char b0 = buf[pos], b1 = buf[pos + 1];
@@ -151,7 +147,7 @@ parse_messages(PyObject *self, PyObject *args)
         if (b0 == 0x82) {
             item = PyBytes_FromStringAndSize(NULL, n);
             if (item == NULL) {
-                goto error;
+                return -1;
             }
             unsigned char *out = (unsigned char *)PyBytes_AS_STRING(item);
             if (masked) {
@@ -166,7 +162,7 @@ parse_messages(PyObject *self, PyObject *args)
             if (masked) {
                 PyObject *raw = PyBytes_FromStringAndSize(NULL, n);
                 if (raw == NULL) {
-                    goto error;
+                    return -1;
                 }
                 xor_mask(src, (unsigned char *)PyBytes_AS_STRING(raw), n, src - 4, 0);
                 item = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(raw), n, "strict");
@@ -181,21 +177,34 @@ parse_messages(PyObject *self, PyObject *args)
                     PyErr_Clear();
                     break;
                 }
-                goto error;
+                return -1;
             }
         }
         if (PyList_Append(events, item) < 0) {
             Py_DECREF(item);
-            goto error;
+            return -1;
         }
         Py_DECREF(item);
         pos += hlen + n;
     }
+    return pos;
+}
+
+static PyObject *
+parse_messages(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t pos, end, limit;
+    int masked;
+    PyObject *events;
+    if (!PyArg_ParseTuple(args, "y*nnpnO!", &view, &pos, &end, &masked, &limit,
+                          &PyList_Type, &events)) {
+        return NULL;
+    }
+    Py_ssize_t done = parse_into((const unsigned char *)view.buf, view.len, pos, end, masked,
+                                 limit, events);
     PyBuffer_Release(&view);
-    return PyLong_FromSsize_t(pos);
-error:
-    PyBuffer_Release(&view);
-    return NULL;
+    return done < 0 ? NULL : PyLong_FromSsize_t(done);
 }
 
 /* Payload(size): a binary message's payload, filled in place as its frame arrives and then
@@ -680,6 +689,424 @@ error:
     return NULL;
 }
 
+
+/* ProtocolCore: the base class of tether.protocol.connection.Protocol. Its fields are
+ * the per-message state (ProtocolCoreObject in _protocol_core.h); its methods handle a
+ * read that holds only whole messages and an unfragmented message sent by a server
+ * without extensions, and leave everything else to the protocol's _receive_more and
+ * _send_data. fastpath.PyProtocolCore is the pure-Python reference. */
+
+/* Payloads up to this size are queued as one bytes object with their header; larger
+ * ones as two objects, so the payload is never copied to prepend a header
+ * (_JOIN_LIMIT in connection.py). */
+#define JOIN_LIMIT 2048
+
+static PyObject *str_receive_more, *str_send_data;
+
+static PyObject *
+pcore_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    ProtocolCoreObject *self = (ProtocolCoreObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->events = PyList_New(0);
+    self->out = PyList_New(0);
+    if (self->events == NULL || self->out == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    self->probe = Py_NewRef(Py_None);
+    self->state = Py_NewRef(Py_None);
+    self->msg_opcode = -1;
+    self->data_limit = -1;
+    return (PyObject *)self;
+}
+
+static int
+pcore_traverse(ProtocolCoreObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->events);
+    Py_VISIT(self->out);
+    Py_VISIT(self->probe);
+    Py_VISIT(self->state);
+    return 0;
+}
+
+static int
+pcore_clear(ProtocolCoreObject *self)
+{
+    Py_CLEAR(self->events);
+    Py_CLEAR(self->out);
+    Py_CLEAR(self->probe);
+    Py_CLEAR(self->state);
+    return 0;
+}
+
+static void
+pcore_dealloc(ProtocolCoreObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    pcore_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* self._receive_more(mv[:n], pos) */
+static int
+receive_more(ProtocolCoreObject *self, PyObject *mv, Py_ssize_t n, Py_ssize_t pos)
+{
+    PyObject *part = n == PyMemoryView_GET_BUFFER(mv)->len ? Py_NewRef(mv)
+                                                           : PySequence_GetSlice(mv, 0, n);
+    if (part == NULL) {
+        return -1;
+    }
+    PyObject *at = PyLong_FromSsize_t(pos);
+    if (at == NULL) {
+        Py_DECREF(part);
+        return -1;
+    }
+    PyObject *res = PyObject_CallMethodObjArgs((PyObject *)self, str_receive_more, part, at, NULL);
+    Py_DECREF(part);
+    Py_DECREF(at);
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
+/* receive_data(mv[:n]) for a C-contiguous memoryview mv and 0 <= n <= len(mv), without
+ * making the slice unless the general path needs it. */
+static int
+receive_prefix(ProtocolCoreObject *self, PyObject *mv, Py_ssize_t n)
+{
+    if (self->discard || n == 0) {
+        return 0;
+    }
+    if (self->partial_frame || self->msg_opcode >= 0 || !PyList_CheckExact(self->events)) {
+        return receive_more(self, mv, n, 0);
+    }
+    /* No frame is pending: whole messages in one pass, usually all of the read. */
+    Py_ssize_t consumed = parse_into((const unsigned char *)PyMemoryView_GET_BUFFER(mv)->buf,
+                                     n, 0, n, self->server, self->data_limit, self->events);
+    if (consumed < 0) {
+        return -1;
+    }
+    if (consumed > 0 && self->probe != Py_None) {
+        Py_SETREF(self->probe, Py_NewRef(Py_None));
+        self->partial_checked = 0;
+    }
+    return consumed < n ? receive_more(self, mv, n, consumed) : 0;
+}
+
+static PyObject *
+pcore_receive_data(ProtocolCoreObject *self, PyObject *data)
+{
+    if (self->discard) {
+        Py_RETURN_NONE;
+    }
+    PyObject *mv = PyMemoryView_Check(data) ? Py_NewRef(data) : PyMemoryView_FromObject(data);
+    if (mv == NULL) {
+        return NULL;
+    }
+    int failed;
+    if (!PyBuffer_IsContiguous(PyMemoryView_GET_BUFFER(mv), 'C')) {
+        PyErr_SetString(PyExc_BufferError, "memoryview: underlying buffer is not C-contiguous");
+        failed = -1;
+    }
+    else {
+        failed = receive_prefix(self, mv, PyMemoryView_GET_BUFFER(mv)->len);
+    }
+    Py_DECREF(mv);
+    if (failed) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Return the list in *field and put a new empty one in its place. */
+static PyObject *
+swap_list(PyObject **field)
+{
+    PyObject *fresh = PyList_New(0);
+    if (fresh == NULL) {
+        return NULL;
+    }
+    PyObject *old = *field;
+    *field = fresh;
+    return old == NULL ? Py_NewRef(Py_None) : old;
+}
+
+static PyObject *
+pcore_events_received(ProtocolCoreObject *self, PyObject *unused)
+{
+    return swap_list(&self->events);
+}
+
+static PyObject *
+pcore_data_to_send(ProtocolCoreObject *self, PyObject *unused)
+{
+    return swap_list(&self->out);
+}
+
+static PyObject *
+pcore_has_data_to_send(ProtocolCoreObject *self, PyObject *unused)
+{
+    int t = self->out == NULL ? 0 : PyObject_IsTrue(self->out);
+    if (t < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(t);
+}
+
+static int
+append_new(PyObject *list, PyObject *item)
+{
+    if (item == NULL) {
+        return -1;
+    }
+    int failed = PyList_Append(list, item);
+    Py_DECREF(item);
+    return failed;
+}
+
+/* Queue an unmasked final frame with first byte `first` and payload buf[:n]; `payload`
+ * is the object buf belongs to (queued as it is when it is bytes and too large to join). */
+static int
+queue_server_frame(ProtocolCoreObject *self, int first, const char *buf, Py_ssize_t n,
+                   PyObject *payload)
+{
+    if (!PyList_Check(self->out)) {
+        PyErr_SetString(PyExc_TypeError, "_out must be a list");
+        return -1;
+    }
+    unsigned char header[10];
+    Py_ssize_t hlen;
+    header[0] = (unsigned char)first;
+    if (n < 126) {
+        header[1] = (unsigned char)n;
+        hlen = 2;
+    }
+    else if (n < 65536) {
+        header[1] = 126;
+        header[2] = (unsigned char)(n >> 8);
+        header[3] = (unsigned char)n;
+        hlen = 4;
+    }
+    else {
+        header[1] = 127;
+        uint64_t length = (uint64_t)n;
+        for (int k = 0; k < 8; k++) {
+            header[9 - k] = (unsigned char)(length >> (8 * k));
+        }
+        hlen = 10;
+    }
+    if (n <= JOIN_LIMIT) {
+        PyObject *frame = PyBytes_FromStringAndSize(NULL, hlen + n);
+        if (frame == NULL) {
+            return -1;
+        }
+        memcpy(PyBytes_AS_STRING(frame), header, hlen);
+        memcpy(PyBytes_AS_STRING(frame) + hlen, buf, n);
+        return append_new(self->out, frame);
+    }
+    if (append_new(self->out, PyBytes_FromStringAndSize((const char *)header, hlen)) < 0) {
+        return -1;
+    }
+    if (payload != NULL && PyBytes_CheckExact(payload)) {
+        return PyList_Append(self->out, payload);
+    }
+    return append_new(self->out, PyBytes_FromStringAndSize(buf, n));
+}
+
+/* send_text/send_binary(data, fin=True): the arguments, and whether fin is true. */
+static int
+send_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **data,
+          PyObject **fin)
+{
+    static const char *const names[] = {"data", "fin"};
+    PyObject *values[2] = {NULL, Py_True};
+    if (nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "takes at most 2 arguments");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        values[i] = args[i];
+    }
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        int k = 0;
+        for (; k < 2; k++) {
+            if (PyUnicode_CompareWithASCIIString(name, names[k]) == 0) {
+                break;
+            }
+        }
+        if (k == 2 || (k < nargs)) {
+            PyErr_Format(PyExc_TypeError, "unexpected or repeated argument %R", name);
+            return -1;
+        }
+        values[k] = args[nargs + i];
+    }
+    if (values[0] == NULL) {
+        PyErr_SetString(PyExc_TypeError, "missing argument: data");
+        return -1;
+    }
+    *data = values[0];
+    *fin = values[1];
+    return PyObject_IsTrue(values[1]);
+}
+
+static PyObject *
+send_slow(ProtocolCoreObject *self, int opcode, PyObject *data, PyObject *fin)
+{
+    PyObject *op = PyLong_FromLong(opcode);
+    if (op == NULL) {
+        return NULL;
+    }
+    PyObject *res = PyObject_CallMethodObjArgs((PyObject *)self, str_send_data, op, data, fin,
+                                               NULL);
+    Py_DECREF(op);
+    return res;
+}
+
+/* Queue a binary (0x2) or text (0x1) message whose bytes are `data`. */
+static PyObject *
+pcore_send(ProtocolCoreObject *self, int opcode, PyObject *data, PyObject *fin, int final)
+{
+    if (!(final && self->fast_send)) {
+        return send_slow(self, opcode, data, fin);
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        /* The general path raises the same error for the same object. */
+        PyErr_Clear();
+        return send_slow(self, opcode, data, fin);
+    }
+    int failed = queue_server_frame(self, 0x80 | opcode, view.buf, view.len, data);
+    PyBuffer_Release(&view);
+    if (failed) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+pcore_send_binary(ProtocolCoreObject *self, PyObject *const *args, Py_ssize_t nargs,
+                  PyObject *kwnames)
+{
+    PyObject *data, *fin;
+    int final = send_args(args, nargs, kwnames, &data, &fin);
+    if (final < 0) {
+        return NULL;
+    }
+    return pcore_send(self, 0x2, data, fin, final);
+}
+
+static PyObject *
+pcore_send_text(ProtocolCoreObject *self, PyObject *const *args, Py_ssize_t nargs,
+                PyObject *kwnames)
+{
+    PyObject *data, *fin;
+    int final = send_args(args, nargs, kwnames, &data, &fin);
+    if (final < 0) {
+        return NULL;
+    }
+    if (!PyUnicode_Check(data)) {
+        return pcore_send(self, 0x1, data, fin, final);
+    }
+    if (PyUnicode_READY(data) < 0) {
+        return NULL;
+    }
+    if (final && self->fast_send && PyUnicode_IS_ASCII(data)) {
+        /* ASCII text is its own UTF-8: frame it straight from the string. */
+        if (queue_server_frame(self, 0x81, (const char *)PyUnicode_DATA(data),
+                               PyUnicode_GET_LENGTH(data), NULL) < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    PyObject *encoded = PyUnicode_AsUTF8String(data);
+    if (encoded == NULL) {
+        return NULL;
+    }
+    PyObject *res = pcore_send(self, 0x1, encoded, fin, final);
+    Py_DECREF(encoded);
+    return res;
+}
+
+static int
+api_send_message(ProtocolCoreObject *self, PyObject *data, int text)
+{
+    PyObject *res;
+    if (text) {
+        PyObject *args[1] = {data};
+        res = pcore_send_text(self, args, 1, NULL);
+    }
+    else {
+        res = pcore_send(self, 0x2, data, Py_True, 1);
+    }
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
+static ProtocolCoreAPI protocol_core_api = {receive_prefix, api_send_message};
+
+static PyMethodDef pcore_methods[] = {
+    {"receive_data", (PyCFunction)pcore_receive_data, METH_O,
+     "Feed bytes received from the network.\n\n"
+     "Call events_received() and data_to_send() afterwards."},
+    {"events_received", (PyCFunction)pcore_events_received, METH_NOARGS,
+     "Return and clear the events parsed since the last call."},
+    {"data_to_send", (PyCFunction)pcore_data_to_send, METH_NOARGS,
+     "Return and clear the bytes to write to the network, in order."},
+    {"has_data_to_send", (PyCFunction)pcore_has_data_to_send, METH_NOARGS,
+     "Tell whether data_to_send() would return something."},
+    {"send_text", (PyCFunction)(void (*)(void))pcore_send_text, METH_FASTCALL | METH_KEYWORDS,
+     "Queue a text frame; data is UTF-8 encoded when it is a str.\n\n"
+     "With fin=False it starts a fragmented message: continue it with send_continuation()."},
+    {"send_binary", (PyCFunction)(void (*)(void))pcore_send_binary,
+     METH_FASTCALL | METH_KEYWORDS, "Queue a binary frame; see send_text() for fin."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef pcore_members[] = {
+    {"_events", T_OBJECT, offsetof(ProtocolCoreObject, events), 0, NULL},
+    {"_out", T_OBJECT, offsetof(ProtocolCoreObject, out), 0, NULL},
+    {"_probe", T_OBJECT, offsetof(ProtocolCoreObject, probe), 0, NULL},
+    {"state", T_OBJECT, offsetof(ProtocolCoreObject, state), 0, "The connection's state."},
+    {"_msg_opcode", T_PYSSIZET, offsetof(ProtocolCoreObject, msg_opcode), 0, NULL},
+    {"_partial_checked", T_PYSSIZET, offsetof(ProtocolCoreObject, partial_checked), 0, NULL},
+    {"_data_limit", T_PYSSIZET, offsetof(ProtocolCoreObject, data_limit), 0, NULL},
+    {"_server", T_BOOL, offsetof(ProtocolCoreObject, server), 0, NULL},
+    {"_fast_send", T_BOOL, offsetof(ProtocolCoreObject, fast_send), 0, NULL},
+    {"_discard", T_BOOL, offsetof(ProtocolCoreObject, discard), 0, NULL},
+    {"partial_frame", T_BOOL, offsetof(ProtocolCoreObject, partial_frame), 0,
+     "A frame is partly received: get_buffer() returns where the rest goes."},
+    {"failure_pending", T_BOOL, offsetof(ProtocolCoreObject, failure_pending), 0,
+     "A protocol error waits for the application to consume earlier messages."},
+    {"close_transport", T_BOOL, offsetof(ProtocolCoreObject, close_transport), 0,
+     "The runtime should close the TCP connection."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject ProtocolCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tether.protocol._speedups.ProtocolCore",
+    .tp_doc = "The per-message fields and methods of a protocol.",
+    .tp_basicsize = sizeof(ProtocolCoreObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = pcore_new,
+    .tp_dealloc = (destructor)pcore_dealloc,
+    .tp_traverse = (traverseproc)pcore_traverse,
+    .tp_clear = (inquiry)pcore_clear,
+    .tp_methods = pcore_methods,
+    .tp_members = pcore_members,
+};
+
 static PyMethodDef speedups_methods[] = {
     {"scan_head", scan_head, METH_O,
      "scan_head(head) -> (target, fields) | None\n\n"
@@ -708,14 +1135,26 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    if (PyType_Ready(&PayloadType) < 0) {
+    str_receive_more = PyUnicode_InternFromString("_receive_more");
+    str_send_data = PyUnicode_InternFromString("_send_data");
+    if (str_receive_more == NULL || str_send_data == NULL) {
+        return NULL;
+    }
+    if (PyType_Ready(&PayloadType) < 0 || PyType_Ready(&ProtocolCoreType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
     if (module == NULL) {
         return NULL;
     }
-    if (PyModule_AddObjectRef(module, "Payload", (PyObject *)&PayloadType) < 0) {
+    PyObject *api = PyCapsule_New(&protocol_core_api, PROTOCOL_CORE_CAPSULE, NULL);
+    if (api == NULL || PyModule_AddObject(module, "_C_API", api) < 0) {
+        Py_XDECREF(api);
+        Py_DECREF(module);
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(module, "Payload", (PyObject *)&PayloadType) < 0 ||
+        PyModule_AddObjectRef(module, "ProtocolCore", (PyObject *)&ProtocolCoreType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

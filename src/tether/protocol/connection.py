@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from ..exceptions import InvalidState, PayloadTooBig, ProtocolError
 from .close import Close, CloseCode
 from .extensions.base import Extension
-from .fastpath import Payload, PayloadBuffer, parse_messages
+from .fastpath import Payload, PayloadBuffer, ProtocolCore, parse_messages
 from .frames import Frame, Opcode, serialize_header
 from .limits import Limits
 from .masking import apply_mask
@@ -89,7 +89,7 @@ _DIRECT_MIN = 65536
 _JOIN_LIMIT = 2048
 
 
-class Protocol:
+class Protocol(ProtocolCore):
     """A WebSocket connection after the opening handshake, as a state machine.
 
     Args:
@@ -102,14 +102,10 @@ class Protocol:
     __slots__ = (
         "_buf",
         "_buf_len",
-        "_data_limit",
         "_direct",
         "_direct_mask",
         "_direct_pos",
-        "_discard",
-        "_events",
         "_ext",
-        "_fast_send",
         "_mask_pool",
         "_mask_pos",
         "_max_frame",
@@ -117,28 +113,20 @@ class Protocol:
         "_msg_compressed",
         "_msg_decoder",
         "_msg_frames",
-        "_msg_opcode",
         "_msg_parts",
         "_msg_size",
         "_msg_text",
-        "_out",
-        "_partial_checked",
-        "_probe",
         "_rsv1_ok",
         "_sending_message",
         "close_rcvd",
         "close_rcvd_then_sent",
         "close_sent",
-        "close_transport",
         "eof_rcvd",
         "extensions",
         "failure",
-        "failure_pending",
         "limits",
         "max_fragments",
-        "partial_frame",
         "side",
-        "state",
     )
 
     def __init__(
@@ -150,6 +138,7 @@ class Protocol:
         extensions: Sequence[Extension] = (),
     ) -> None:
         self.side = side
+        self._server = side is Side.SERVER
         self.state = state
         self.limits = limits = limits if limits is not None else Limits()
         self._set_extensions(extensions)
@@ -245,45 +234,28 @@ class Protocol:
 
     # Public API: input
 
-    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
-        """Feed bytes received from the network.
-
-        Call :meth:`events_received` and :meth:`data_to_send` afterwards.
-        """
-        if self._discard or not data:
-            return
+    def _receive_more(self, mv: memoryview, pos: int) -> None:
+        """Take ``mv[pos:]`` when a frame is pending or a fragmented message is open."""
         direct = self._direct
         if direct is not None:
-            pos = self._direct_pos
-            n = min(len(data), direct.size - pos)
-            mv = data if isinstance(data, memoryview) else memoryview(data)
-            direct.fill(pos, mv[:n], self._direct_mask)
+            start = self._direct_pos
+            n = min(len(mv) - pos, direct.size - start)
+            direct.fill(start, mv[pos : pos + n], self._direct_mask)
             self._direct_received(n)
-            if n == len(mv):
+            pos += n
+            if pos == len(mv):
                 return
-            data = mv[n:]
         if self._buf_len:
-            n = len(data)
-            end = self._buf_len + n
+            data = mv[pos:]
+            end = self._buf_len + len(data)
             if end > len(self._buf):
                 self._buf.extend(bytes(end - len(self._buf)))
             self._buf[self._buf_len : end] = data
             self._buf_len = end
             self._parse_buffer()
         else:
-            mv = data if isinstance(data, memoryview) else memoryview(data)
             end = len(mv)
-            consumed = 0
-            if self._msg_opcode < 0:
-                # Whole messages in one C call, without _parse's setup: usually all of it.
-                events: list[str | bytes] = self._events  # type: ignore[assignment]
-                consumed = parse_messages(mv, 0, end, self.side is SERVER, self._data_limit, events)
-                if consumed and self._probe is not None:
-                    self._probe = None
-                    self._partial_checked = 0
-                if consumed == end:
-                    return
-            consumed = self._parse(mv, end, consumed)
+            consumed = self._parse(mv, end, pos)
             if consumed < end and not self._discard:
                 self._keep_partial(mv[consumed:])
 
@@ -342,20 +314,6 @@ class Protocol:
 
     # Public API: output
 
-    def events_received(self) -> list[Event]:
-        """Return and clear the events parsed since the last call."""
-        events, self._events = self._events, []
-        return events
-
-    def data_to_send(self) -> list[bytes]:
-        """Return and clear the bytes to write to the network, in order."""
-        out, self._out = self._out, []
-        return out
-
-    def has_data_to_send(self) -> bool:
-        """Tell whether :meth:`data_to_send` would return something."""
-        return bool(self._out)
-
     def close_expected(self) -> bool:
         """Tell whether the TCP connection is expected to close soon.
 
@@ -364,27 +322,6 @@ class Protocol:
         return self.state is not State.OPEN or self._discard
 
     # Public API: sending
-
-    def send_text(self, data: str | bytes, fin: bool = True) -> None:
-        """Queue a text frame; ``data`` is UTF-8 encoded when it is a :class:`str`.
-
-        With ``fin=False`` it starts a fragmented message: continue it with
-        :meth:`send_continuation`.
-        """
-        if isinstance(data, str):
-            data = data.encode()
-        if fin and self._fast_send and len(data) < 126:
-            # Fast path: a small unfragmented message from a server without extensions.
-            self._out.append(_pack_b(0x81, len(data)) + data)
-            return
-        self._send_data(_OP_TEXT, data, fin)
-
-    def send_binary(self, data: bytes | bytearray | memoryview, fin: bool = True) -> None:
-        """Queue a binary frame; see :meth:`send_text` for ``fin``."""
-        if fin and self._fast_send and len(data) < 126:
-            self._out.append(_pack_b(0x82, len(data)) + data)
-            return
-        self._send_data(_OP_BINARY, data, fin)
 
     def send_prepared(self, frame: bytes) -> bool:
         """Queue a complete unmasked frame built once for many connections.
@@ -490,7 +427,7 @@ class Protocol:
         if opcode != _OP_CONT and self._sending_message:
             raise InvalidState("a fragmented message is in progress")
         self._sending_message = not fin
-        self._fast_send = fin and self.side is Side.SERVER and self._ext is None
+        self._fast_send = bool(fin) and self._server and self._ext is None
         ext = self._ext
         if ext is None:
             self._write_frame((0x80 if fin else 0) | opcode, data)
