@@ -325,3 +325,21 @@ async def test_c_core_fast_send_returns_a_done_awaitable(echo_server):
         assert slow is not _speedups.DONE
         await slow
         assert await ws.recv() == b"general"
+
+
+async def test_c_core_receive_attributes_by_c_string(echo_server):
+    # asyncio's C task looks up "result" with PyObject_GetAttrString; other names too.
+    import ctypes
+
+    get = ctypes.pythonapi.PyObject_GetAttrString
+    get.restype = ctypes.py_object
+    get.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    async with connect(url(echo_server)) as ws:
+        receive = ws.__anext__()
+        assert receive.send(None) is receive
+        feed(ws, b"by name")
+        assert get(receive, b"result")() == b"by name"
+        assert get(receive, b"done")() is True
+        with pytest.raises(AttributeError):
+            get(receive, b"no_such_attribute")
+        assert await receive == b"by name"

@@ -833,6 +833,26 @@ static PyAsyncMethods receive_as_async = {
     .am_send = (sendfunc)receive_am_send,
 };
 
+/* Attribute lookup by C string, as PyObject_GetAttrString does it: asyncio's task asks
+ * for "result" this way when it wakes up, and answering without making a str for the
+ * name (whose lookup then misses the type's method cache) saves most of that call. */
+static PyObject *
+receive_getattr(PyObject *self, char *name)
+{
+    if (strcmp(name, "result") == 0) {
+        static PyMethodDef result_def = {"result", (PyCFunction)receive_result, METH_NOARGS,
+                                         NULL};
+        return PyCFunction_New(&result_def, self);
+    }
+    PyObject *key = PyUnicode_FromString(name);
+    if (key == NULL) {
+        return NULL;
+    }
+    PyObject *value = PyObject_GenericGetAttr(self, key);
+    Py_DECREF(key);
+    return value;
+}
+
 static PyTypeObject ReceiveType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "tether.asyncio._speedups.Receive",
@@ -844,6 +864,8 @@ static PyTypeObject ReceiveType = {
     .tp_traverse = (traverseproc)receive_traverse,
     .tp_clear = (inquiry)receive_clear,
     .tp_repr = (reprfunc)receive_repr,
+    .tp_getattr = (getattrfunc)receive_getattr,
+    .tp_getattro = PyObject_GenericGetAttr,
     .tp_as_async = &receive_as_async,
     .tp_iter = PyObject_SelfIter,
     .tp_iternext = (iternextfunc)receive_iternext,
