@@ -15,13 +15,12 @@ server exactly, where the round trip's throughput moves by more than the differe
 they say nothing of cache misses or of the kernel's share.
 
 ``tether@PATH`` runs the tether server with ``PATH`` first on ``PYTHONPATH`` (see
-``syscall_gaps.py``).
+``run.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
@@ -34,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import SERVERS_DIR, free_port  # noqa: E402
+from run import SERVERS_DIR, free_port, variant  # noqa: E402
 
 
 REPLY_FUNCTION = "send"
@@ -69,10 +68,7 @@ def measure(server: str, window: float, warmup: float) -> tuple[int, int]:
     control = shutil.which("callgrind_control")
     if valgrind is None or control is None:
         raise SystemExit("valgrind is not installed (Debian: valgrind)")
-    name, _, path = server.partition("@")
-    env = dict(os.environ)
-    if path:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [path, env.get("PYTHONPATH")]))
+    name, env = variant(server)
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"

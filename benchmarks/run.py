@@ -157,8 +157,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def variant(server: str) -> tuple[str, dict[str, str] | None]:
+    """``NAME`` or ``NAME@PATH`` -> the server script's name and its environment.
+
+    ``tether@PATH`` is the tether server run with ``PATH`` first on ``PYTHONPATH``
+    (another checkout's ``src``, with its C accelerators built there), so that two
+    versions are measured in the same rounds; ``None`` keeps this process's environment.
+    """
+    name, _, path = server.partition("@")
+    if not path:
+        return name, None
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [path, env.get("PYTHONPATH")]))
+    return name, env
+
+
+def log_name(server: str) -> str:
+    """``server`` as part of a file name."""
+    return server.replace(os.sep, "_").replace("@", "-")
+
+
 class ServerProcess:
-    """A benchmark server in its own process; always terminated on exit."""
+    """A benchmark server in its own process; always terminated on exit.
+
+    ``name`` is a script of ``servers/`` without ``_server.py``, or ``NAME@PATH`` (see
+    :func:`variant`).
+    """
 
     def __init__(
         self,
@@ -172,7 +196,9 @@ class ServerProcess:
     ) -> None:
         self.port = free_port()
         self.log = log
-        self.env = env
+        name, self.env = variant(name)
+        if env is not None:
+            self.env = env
         script = SERVERS_DIR / f"{name}_{'rpc_' if rpc else ''}server.py"
         command = [*prefix, sys.executable, str(script)]
         command.append(str(self.port))
@@ -247,7 +273,7 @@ def measure(
     args: argparse.Namespace, scenario: int, server: str, loop: str, pins: tuple[list[str], ...]
 ) -> Result:
     server_pin, gen_pin = pins
-    log = LOGS / f"{server}-{loop}-{scenario}.log"
+    log = LOGS / f"{log_name(server)}-{loop}-{scenario}.log"
     try:
         rpc = scenario in RPC_SCENARIOS
         with ServerProcess(server, loop, server_pin, log, rpc=rpc) as proc:
@@ -481,9 +507,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if s not in SCENARIO_NAMES:
             parser.error(f"unknown scenario {s}")
     for s in args.server_list:
-        if not (SERVERS_DIR / f"{s}_server.py").exists():
+        if not (SERVERS_DIR / f"{variant(s)[0]}_server.py").exists():
             parser.error(f"unknown server {s}")
-    args.has_rpc = {s for s in args.server_list if (SERVERS_DIR / f"{s}_rpc_server.py").exists()}
+    args.has_rpc = {
+        s for s in args.server_list if (SERVERS_DIR / f"{variant(s)[0]}_rpc_server.py").exists()
+    }
     return args
 
 

@@ -18,8 +18,7 @@ for every server, and the figure does not depend on how fast the other CPU happe
 be, so it separates libraries whose throughput figures are within the VM's noise.
 
 A server named ``tether@PATH`` is the tether server run with ``PATH`` first on
-``PYTHONPATH`` (another checkout's ``src``, with its C accelerator built there), so two
-versions are compared in the same rounds.
+``PYTHONPATH`` (see ``run.py``), so two versions are compared in the same rounds.
 
 Needs ``perf`` with access to the ``syscalls`` tracepoints (root, or a permissive
 ``perf_event_paranoid``).
@@ -28,7 +27,6 @@ Needs ``perf`` with access to the ``syscalls`` tracepoints (root, or a permissiv
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import signal
 import statistics
@@ -42,7 +40,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import LOGS, ServerProcess, pinning  # noqa: E402
+from run import LOGS, ServerProcess, log_name, pinning  # noqa: E402
 
 
 EVENTS = (
@@ -103,13 +101,7 @@ def round_trips(events: list[tuple[float, str]]) -> dict[str, list[float]]:
 
 def server_process(server: str, loop: str, prefix: list[str]) -> ServerProcess:
     """The server process for ``server``: a name from ``servers/``, or ``tether@PATH``."""
-    name, _, path = server.partition("@")
-    log = LOGS / f"gaps-{name}-{loop}.log"
-    env = None
-    if path:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [path, env.get("PYTHONPATH")]))
-    return ServerProcess(name, loop, prefix, log, env=env)
+    return ServerProcess(server, loop, prefix, LOGS / f"gaps-{log_name(server)}-{loop}.log")
 
 
 def record(server: str, loop: str, duration: float, perf: str) -> dict[str, list[float]]:

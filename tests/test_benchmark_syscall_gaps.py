@@ -82,3 +82,51 @@ def test_server_process_puts_the_variant_first_on_the_path(gaps, monkeypatch):
     assert process.env["PYTHONPATH"].split(":") == ["/other/src", "/elsewhere"]
     assert process.command[1].endswith("tether_server.py")
     assert gaps.server_process("picows", "asyncio", []).env is None
+
+
+def test_variants_and_their_log_names(gaps):
+    run = sys.modules["run"]
+    assert run.variant("picows") == ("picows", None)
+    name, env = run.variant("tether@/a/b/src")
+    assert name == "tether"
+    assert env is not None
+    assert env["PYTHONPATH"].split(":")[0] == "/a/b/src"
+    assert run.log_name("tether@/a/b/src") == "tether-_a_b_src"
+
+
+CALLGRIND = """\
+version: 1
+creator: callgrind-3.19.0
+events: Ir
+fn=(1) main
+10 100
+cfn=(2) sock_send
+calls=3 5
+10 40
+cfn=(3) send
+calls=2 7
+10 30
+fn=(2)
+cfn=(3)
+calls=1 9
+10 20
+summary: 1234
+totals: 1234
+"""
+
+
+def test_instructions_parse_callgrind_totals_and_calls():
+    bench = Path(__file__).resolve().parent.parent / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_ins", bench / "instructions.py")
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(bench))
+        sys.modules.pop("run", None)
+    assert module.parse_callgrind(CALLGRIND) == (1234, 3)  # send: 2 calls + 1 call
+    assert module.parse_callgrind(CALLGRIND, "sock_send") == (1234, 3)
+    assert module.parse_callgrind(CALLGRIND, "missing") == (1234, 0)
