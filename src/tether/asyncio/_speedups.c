@@ -253,10 +253,11 @@ receive_traverse(ReceiveObject *r, visitproc visit, void *arg)
     return 0;
 }
 
+/* The connection is kept until the receive is freed, so that every method can use it:
+ * the connection's own tp_clear breaks the cycle through its receiver. */
 static int
 receive_clear(ReceiveObject *r)
 {
-    Py_CLEAR(r->conn);
     Py_CLEAR(r->result);
     Py_CLEAR(r->cb);
     Py_CLEAR(r->cb_context);
@@ -270,6 +271,7 @@ receive_dealloc(ReceiveObject *r)
 {
     PyObject_GC_UnTrack(r);
     receive_clear(r);
+    Py_CLEAR(r->conn);
     PyObject_GC_Del(r);
 }
 
@@ -361,36 +363,32 @@ static PySendResult
 receive_take(ReceiveObject *r, PyObject **presult)
 {
     ConnObject *conn = r->conn;
-    PyObject *messages = conn->messages;
-    if (!IS_NONE(messages) && !conn->reading_paused) {
-        Py_ssize_t queued = PyObject_Size(messages);
-        if (queued < 0) {
+    PyObject *messages = Py_NewRef(conn->messages == NULL ? Py_None : conn->messages);
+    Py_ssize_t queued = messages == Py_None ? 0 : PyObject_Size(messages);
+    int pending = queued > 0 && !conn->reading_paused ? FAILURE_PENDING(conn->protocol) : 1;
+    if (queued < 0 || pending < 0) {
+        Py_DECREF(messages);
+        goto error;
+    }
+    if (queued > 0 && !pending) {
+        /* Fast path: a message is queued and no flow-control bookkeeping is due. */
+        PyObject *message = PyObject_CallMethodNoArgs(messages, str_popleft);
+        Py_DECREF(messages);
+        if (message == NULL) {
             goto error;
         }
-        if (queued > 0) {
-            int pending = FAILURE_PENDING(conn->protocol);
-            if (pending < 0) {
-                goto error;
-            }
-            if (!pending) {
-                /* Fast path: a message is queued and no flow-control bookkeeping is due. */
-                PyObject *message = PyObject_CallMethodNoArgs(messages, str_popleft);
-                if (message == NULL) {
-                    goto error;
-                }
-                Py_ssize_t size = PyObject_Size(message);
-                if (size < 0) {
-                    Py_DECREF(message);
-                    goto error;
-                }
-                conn->queued_bytes -= size;
-                r->state = R_FINISHED;
-                *presult = message;
-                return PYGEN_RETURN;
-            }
+        Py_ssize_t size = PyObject_Size(message);
+        if (size < 0) {
+            Py_DECREF(message);
+            goto error;
         }
+        conn->queued_bytes -= size;
+        r->state = R_FINISHED;
+        *presult = message;
+        return PYGEN_RETURN;
     }
-    if (!IS_NONE(messages) || !IS_NONE(conn->close_exc) || !IS_NONE(conn->recv_waiter)) {
+    Py_DECREF(messages);
+    if (queued > 0 || !IS_NONE(conn->close_exc) || !IS_NONE(conn->recv_waiter)) {
         /* Bookkeeping, the end of the connection or another receiver: _take decides. */
         PyObject *taken = PyObject_CallMethodOneArg(
             (PyObject *)conn, str_take, r->iterating ? Py_True : Py_False);
