@@ -4,12 +4,16 @@ Usage::
 
     python benchmarks/instructions.py [--servers tether,picows] [--window 2]
     python benchmarks/instructions.py --servers tether,tether@/path/to/other/src
+    python benchmarks/instructions.py --scenario 8 --per repe_decode --servers tether
 
 Each server runs under ``valgrind --tool=callgrind`` (default asyncio loop) while the load
 generator drives scenario 2 (one 64-byte message in flight). After a warm-up the counters
 are zeroed, and ``--window`` seconds later they are dumped; the figure is the number of
 instructions the server's process executed in user space in that window divided by the
-number of replies it wrote (its calls to the C library's ``send``). Instruction counts do not
+number of replies it wrote (its calls to the C library's ``send``). With ``--scenario``
+another scenario drives the server (RPC scenarios use the ``_rpc_server.py`` variant),
+and ``--per`` names the C function whose calls are the unit: ``repe_decode`` counts the
+requests an RPC server decoded, for example. Instruction counts do not
 depend on the machine's load or on the other CPU, so they compare two versions of a
 server exactly, where the round trip's throughput moves by more than the difference;
 they say nothing of cache misses or of the kernel's share.
@@ -33,7 +37,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import SERVERS_DIR, free_port, variant  # noqa: E402
+from run import RPC_SCENARIOS, SERVERS_DIR, free_port, variant  # noqa: E402
 
 
 REPLY_FUNCTION = "send"
@@ -62,8 +66,14 @@ def parse_callgrind(text: str, function: str = REPLY_FUNCTION) -> tuple[int, int
     return total, calls
 
 
-def measure(server: str, window: float, warmup: float) -> tuple[int, int]:
-    """Instructions and replies in ``window`` seconds of scenario 2 against ``server``."""
+def measure(
+    server: str,
+    window: float,
+    warmup: float,
+    scenario: int = 2,
+    per: str = REPLY_FUNCTION,
+) -> tuple[int, int]:
+    """Instructions and calls to ``per`` in ``window`` seconds of ``scenario``."""
     valgrind = shutil.which("valgrind")
     control = shutil.which("callgrind_control")
     if valgrind is None or control is None:
@@ -73,7 +83,8 @@ def measure(server: str, window: float, warmup: float) -> tuple[int, int]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         command = [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}", "-q"]
-        command += [sys.executable, str(SERVERS_DIR / f"{name}_server.py"), str(port)]
+        kind = "rpc_server" if scenario in RPC_SCENARIOS else "server"
+        command += [sys.executable, str(SERVERS_DIR / f"{name}_{kind}.py"), str(port)]
         proc = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )
@@ -82,7 +93,8 @@ def measure(server: str, window: float, warmup: float) -> tuple[int, int]:
             if proc.stdout.readline().strip() != "ready":
                 raise RuntimeError(f"{server} did not start under valgrind")
             gen = [sys.executable, str(HERE / "loadgen.py"), "--port", str(port)]
-            gen += ["--scenario", "2", "--warmup", "0", "--duration", str(warmup + window + 2)]
+            gen += ["--scenario", str(scenario), "--warmup", "0"]
+            gen += ["--duration", str(warmup + window + 2)]
             loadgen = subprocess.Popen(gen, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 time.sleep(1.0 + warmup)
@@ -100,7 +112,7 @@ def measure(server: str, window: float, warmup: float) -> tuple[int, int]:
         dumps = sorted(Path(tmp).glob("callgrind.out.*"))
         if not dumps:
             raise RuntimeError(f"callgrind wrote no dump for {server}")
-        return parse_callgrind(dumps[0].read_text())
+        return parse_callgrind(dumps[0].read_text(), per)
 
 
 def main() -> None:
@@ -108,13 +120,15 @@ def main() -> None:
     parser.add_argument("--servers", default="tether,picows")
     parser.add_argument("--window", type=float, default=2.0)
     parser.add_argument("--warmup", type=float, default=1.5)
+    parser.add_argument("--scenario", type=int, default=2)
+    parser.add_argument("--per", default=REPLY_FUNCTION, help="C function counted as the unit")
     args = parser.parse_args()
-    print("| server | replies | instructions per round trip |")
+    print(f"| server | calls to {args.per} | instructions per call |")
     print("|---|---:|---:|")
     for server in args.servers.split(","):
-        total, replies = measure(server, args.window, args.warmup)
-        per = f"{total / replies:,.0f}" if replies else "-"
-        print(f"| {server} | {replies} | {per} |", flush=True)
+        total, calls = measure(server, args.window, args.warmup, args.scenario, args.per)
+        per = f"{total / calls:,.0f}" if calls else "-"
+        print(f"| {server} | {calls} | {per} |", flush=True)
 
 
 if __name__ == "__main__":

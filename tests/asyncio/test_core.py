@@ -303,14 +303,17 @@ async def aiter_once(ws):
     yield await ws.__anext__()
 
 
-async def test_c_core_fast_send_returns_a_done_awaitable(echo_server):
+async def test_a_fast_send_is_done_when_called(echo_server):
+    done = _speedups.DONE if _core.SPEEDUPS else _core.DONE
     async with connect(url(echo_server)) as ws:
         server_side = next(iter(echo_server.connections))
-        result = server_side.send("direct")
-        assert result is _speedups.DONE
+        result = server_side.send("direct")  # written before it is awaited
+        assert result is done
+        assert await ws.recv() == "direct"
         assert asyncio.iscoroutine(result)
         assert await result is None
-        assert await ws.recv() == "direct"
+        assert await asyncio.create_task(server_side.send(b"in a task")) is None
+        assert await ws.recv() == b"in a task"
         with pytest.raises(StopIteration):
             result.send(None)
         with pytest.raises(KeyError):
@@ -322,7 +325,7 @@ async def test_c_core_fast_send_returns_a_done_awaitable(echo_server):
         # Other kinds of message take the general path: a coroutine.
         slow = server_side.send(bytearray(b"general"))
         assert asyncio.iscoroutine(slow)
-        assert slow is not _speedups.DONE
+        assert slow is not done
         await slow
         assert await ws.recv() == b"general"
 

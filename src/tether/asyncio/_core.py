@@ -21,16 +21,19 @@ import asyncio
 import os
 import types
 from collections import deque
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConnectionClosed
+from ..protocol.connection import State
 from ..types import Data, DataLike
 from .events import EventListener
 
 
 if TYPE_CHECKING:
     from ..protocol.connection import Event, Protocol
+
+_OPEN = State.OPEN
 
 
 __all__ = [
@@ -75,6 +78,40 @@ def py_wake(waiter: Any, loop: asyncio.AbstractEventLoop, message: Data | None) 
             context.run(wakeup, waiter)
             return
     waiter.set_result(message)
+
+
+class PyDone:
+    """An awaitable that is already complete: awaiting it gives ``None`` at once.
+
+    What :meth:`PyConnectionCore.send` returns once its message is queued or written. It
+    has a coroutine's methods, so ``asyncio.create_task()`` and ``ensure_future()`` take
+    it too.
+    """
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self
+
+    def __iter__(self) -> PyDone:
+        return self
+
+    def __next__(self) -> None:
+        raise StopIteration
+
+    def send(self, value: None) -> None:
+        raise StopIteration
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> None:
+        if isinstance(typ, BaseException):
+            raise typ.with_traceback(tb) if tb is not None else typ
+        raise typ() if val is None else typ(val)
+
+    def close(self) -> None:
+        pass
+
+
+DONE = PyDone()
 
 
 class PyConnectionCore:
@@ -179,7 +216,41 @@ class PyConnectionCore:
                     self._flush()
                 py_wake(waiter, self.loop, message)
                 return
+        if self._sink is not None and not self.listeners:
+            # Messages for the sink (an RPC server, say), answered within this read.
+            start = self._feed_sink(events)
+            if start == len(events):
+                if protocol.failure_pending:
+                    self._deliver([], None)
+                elif protocol.has_data_to_send() or protocol.close_transport:
+                    self._flush()
+                return
+            events = events[start:]
         self._deliver(events, waiter)
+
+    def _feed_sink(self, events: list[Event]) -> int:
+        """Hand the leading messages of ``events`` to the sink; return how many it took.
+
+        It stops at a control frame, at a message the sink hands back (the sink is then
+        unset: that message and the rest are queued), or once the sink is unset.
+        """
+        self._delivering = True
+        taken = 0
+        for event in events:
+            sink = self._sink
+            if sink is None or not (type(event) is bytes or type(event) is str):
+                break
+            try:
+                done = sink(event)
+            except Exception as exc:
+                self._sink_failed(exc)
+                done = True  # dropped: the connection is failing
+            if not done:
+                self._sink = None
+                break
+            taken += 1
+        self._delivering = False
+        return taken
 
     # Receiving
 
@@ -224,6 +295,29 @@ class PyConnectionCore:
 
     # Sending
 
+    def send_nowait(self, message: DataLike) -> bool:
+        """Send a message now if the connection takes it without waiting.
+
+        Returns:
+            ``True`` when the message was queued for writing, like :meth:`send`;
+            ``False``, with nothing sent, when the connection is not open, its write
+            buffer is above the high-water mark, or a fragmented message is being sent.
+            Use ``await send()`` then: it waits for room.
+        """
+        protocol = self.protocol
+        if (
+            self._writing_paused
+            or protocol.state is not _OPEN
+            or (self._fragment_lock is not None and self._fragment_lock.locked())
+        ):
+            return False
+        if type(message) is bytes or not isinstance(message, str):
+            protocol.send_binary(message)
+        else:
+            protocol.send_text(message)
+        self._sent(message)
+        return True
+
     def send(
         self, message: DataLike | Iterable[DataLike] | AsyncIterable[DataLike]
     ) -> Awaitable[None]:
@@ -237,7 +331,25 @@ class PyConnectionCore:
         Raises:
             ConnectionClosed: the connection is closed.
         """
+        if (
+            (type(message) is bytes or type(message) is str)
+            and self._fragment_lock is None
+            and self.protocol.state is _OPEN
+        ):
+            # Queued (or written) now; the awaitable only waits for room to write.
+            if type(message) is bytes:
+                self.protocol.send_binary(message)
+            else:
+                self.protocol.send_text(message)
+            self._sent(message)
+            if self._writing_paused:
+                return self._wait_drain()
+            return DONE
         return self._send(message)
+
+    def _sink_failed(self, exc: Exception) -> None:
+        """The message sink raised ``exc``."""
+        raise NotImplementedError
 
     def _flush(self) -> None:
         """Write what the protocol has queued, and close the transport if it asks to."""
@@ -284,6 +396,10 @@ class PyConnectionCore:
 
     def _sent(self, message: DataLike) -> None:
         """Write, or schedule the write of, a message the protocol has queued."""
+        raise NotImplementedError
+
+    async def _wait_drain(self) -> None:
+        """Wait while the transport's write buffer is above its high-water mark."""
         raise NotImplementedError
 
     def _write_many(self, out: list[bytes]) -> None:

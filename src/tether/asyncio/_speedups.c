@@ -52,7 +52,8 @@ static PyObject *str_buffer_updated, *str_call_soon, *str_close_transport, *str_
     *str_sent, *str_set_result, *str_state, *str_take, *str_wait_drain, *str_done,
     *str_cancel, *str_is_closing, *str_write, *str_write_many, *str_close, *str_data_to_send,
     *str_sock, *str_reader_on, *str_protocol, *str_fd, *str_fatal_error, *str_read_eof,
-    *str_write_eof, *str_closing, *str_buffer, *str_write_slow, *str_buffer_rest;
+    *str_write_eof, *str_closing, *str_buffer, *str_write_slow, *str_buffer_rest,
+    *str_sink_failed, *str_locked;
 
 static PyObject *minus_one;  /* -1, the size hint of every read */
 
@@ -79,17 +80,47 @@ typedef struct {
     PyObject *flush_handle;
     PyObject *fragment_lock;
     PyObject *close_exc;
-    Py_ssize_t reads;
-    Py_ssize_t queued_bytes;
-    Py_ssize_t pending_out;
-    Py_ssize_t pending_frames;
-    Py_ssize_t write_limit_high;
-    char own_buffer;
-    char opening;
-    char delivering;
-    char reading_paused;
-    char writing_paused;
+    /* Numbers as ints and flags as True/False: Python code uses these fields as much as
+     * C does, and the interpreter specializes attribute access to object slots only. */
+    PyObject *reads;
+    PyObject *queued_bytes;
+    PyObject *pending_out;
+    PyObject *pending_frames;
+    PyObject *write_limit_high;
+    PyObject *own_buffer;
+    PyObject *opening;
+    PyObject *delivering;
+    PyObject *reading_paused;
+    PyObject *writing_paused;
 } ConnObject;
+
+#define CONN_FIELDS(X)                                                                    \
+    X(protocol) X(transport) X(loop) X(listeners) X(shared) X(messages) X(recv_waiter)    \
+    X(sink) X(flush_handle) X(fragment_lock) X(close_exc) X(reads) X(queued_bytes)        \
+    X(pending_out) X(pending_frames) X(write_limit_high) X(own_buffer) X(opening)         \
+    X(delivering) X(reading_paused) X(writing_paused)
+
+/* field += delta for a numeric field; -1 with an exception set. */
+static int
+add_to(PyObject **field, Py_ssize_t delta)
+{
+    Py_ssize_t value = core_size(*field);
+    if (value == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *sum = PyLong_FromSsize_t(value + delta);
+    if (sum == NULL) {
+        return -1;
+    }
+    Py_XSETREF(*field, sum);
+    return 0;
+}
+
+static void
+set_flag(PyObject **field, int value)
+{
+    Py_XSETREF(*field, Py_NewRef(value ? Py_True : Py_False));
+}
 
 static PyTypeObject ConnType;
 static PyTypeObject ReceiveType;
@@ -187,7 +218,7 @@ protocol_flag(PyObject *protocol, size_t offset, PyObject *name)
 {
     ProtocolCoreObject *pc = protocol_core(protocol);
     if (pc != NULL) {
-        return *((char *)pc + offset);
+        return core_flag(*(PyObject **)((char *)pc + offset));
     }
     return truth_attr(protocol, name);
 }
@@ -365,8 +396,9 @@ receive_take(ReceiveObject *r, PyObject **presult)
     ConnObject *conn = r->conn;
     PyObject *messages = Py_NewRef(conn->messages == NULL ? Py_None : conn->messages);
     Py_ssize_t queued = messages == Py_None ? 0 : PyObject_Size(messages);
-    int pending = queued > 0 && !conn->reading_paused ? FAILURE_PENDING(conn->protocol) : 1;
-    if (queued < 0 || pending < 0) {
+    int paused = core_flag(conn->reading_paused);
+    int pending = queued > 0 && paused == 0 ? FAILURE_PENDING(conn->protocol) : 1;
+    if (queued < 0 || pending < 0 || paused < 0) {
         Py_DECREF(messages);
         goto error;
     }
@@ -382,7 +414,10 @@ receive_take(ReceiveObject *r, PyObject **presult)
             Py_DECREF(message);
             goto error;
         }
-        conn->queued_bytes -= size;
+        if (add_to(&conn->queued_bytes, -size) < 0) {
+            Py_DECREF(message);
+            goto error;
+        }
         r->state = R_FINISHED;
         *presult = message;
         return PYGEN_RETURN;
@@ -980,12 +1015,22 @@ conn_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (self == NULL) {
         return NULL;
     }
-    PyObject **fields[] = {&self->protocol, &self->transport, &self->loop, &self->listeners, &self->shared,
-                           &self->messages, &self->recv_waiter, &self->sink,
-                           &self->flush_handle, &self->fragment_lock, &self->close_exc};
-    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-        Py_INCREF(Py_None);
-        *fields[i] = Py_None;
+#define INIT_FIELD(name) self->name = Py_NewRef(Py_None);
+    CONN_FIELDS(INIT_FIELD)
+#undef INIT_FIELD
+    PyObject **counts[] = {&self->reads, &self->queued_bytes, &self->pending_out,
+                           &self->pending_frames, &self->write_limit_high};
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+        Py_SETREF(*counts[i], PyLong_FromLong(0));
+        if (*counts[i] == NULL) {
+            Py_DECREF(self);
+            return NULL;
+        }
+    }
+    PyObject **flags[] = {&self->own_buffer, &self->opening, &self->delivering,
+                          &self->reading_paused, &self->writing_paused};
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        set_flag(flags[i], 0);
     }
     return (PyObject *)self;
 }
@@ -993,34 +1038,18 @@ conn_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static int
 conn_traverse(ConnObject *self, visitproc visit, void *arg)
 {
-    Py_VISIT(self->protocol);
-    Py_VISIT(self->transport);
-    Py_VISIT(self->loop);
-    Py_VISIT(self->listeners);
-    Py_VISIT(self->shared);
-    Py_VISIT(self->messages);
-    Py_VISIT(self->recv_waiter);
-    Py_VISIT(self->sink);
-    Py_VISIT(self->flush_handle);
-    Py_VISIT(self->fragment_lock);
-    Py_VISIT(self->close_exc);
+#define VISIT_FIELD(name) Py_VISIT(self->name);
+    CONN_FIELDS(VISIT_FIELD)
+#undef VISIT_FIELD
     return 0;
 }
 
 static int
 conn_clear(ConnObject *self)
 {
-    Py_CLEAR(self->protocol);
-    Py_CLEAR(self->transport);
-    Py_CLEAR(self->loop);
-    Py_CLEAR(self->listeners);
-    Py_CLEAR(self->shared);
-    Py_CLEAR(self->messages);
-    Py_CLEAR(self->recv_waiter);
-    Py_CLEAR(self->sink);
-    Py_CLEAR(self->flush_handle);
-    Py_CLEAR(self->fragment_lock);
-    Py_CLEAR(self->close_exc);
+#define CLEAR_FIELD(name) Py_CLEAR(self->name);
+    CONN_FIELDS(CLEAR_FIELD)
+#undef CLEAR_FIELD
     return 0;
 }
 
@@ -1044,11 +1073,11 @@ conn_get_buffer(ConnObject *self, PyObject *sizehint)
         if (view == NULL) {
             return NULL;
         }
-        self->own_buffer = 1;
+        set_flag(&self->own_buffer, 1);
         return view;
     }
     /* No frame is pending: read into the buffer every connection of the thread shares. */
-    self->own_buffer = 0;
+    set_flag(&self->own_buffer, 0);
     Py_INCREF(self->shared);
     return self->shared;
 }
@@ -1062,6 +1091,89 @@ static int transport_flag(PyObject *transport, int slot);
 static int transport_write_now(PyObject *transport, PyObject *data);
 #define T_CLOSING_SLOT 5
 
+/* Flush when the protocol has bytes to write or asks for the transport to be closed. */
+static int
+flush_if_due(ConnObject *self)
+{
+    PyObject *protocol = self->protocol;
+    int flush;
+    ProtocolCoreObject *pc = protocol_core(protocol);
+    if (pc != NULL && PyList_CheckExact(pc->out)) {
+        flush = PyList_GET_SIZE(pc->out) > 0;
+    }
+    else {
+        PyObject *has = PyObject_CallMethodNoArgs(protocol, str_has_data_to_send);
+        if (has == NULL) {
+            return -1;
+        }
+        flush = PyObject_IsTrue(has);
+        Py_DECREF(has);
+    }
+    if (flush == 0) {
+        flush = CLOSE_TRANSPORT(protocol);
+    }
+    if (flush <= 0) {
+        return flush;
+    }
+    PyObject *r = conn_flush(self, NULL);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+/* Hand the leading messages of events to the sink; return how many it took (see
+ * PyConnectionCore._feed_sink), or -1 with an exception set. */
+static Py_ssize_t
+feed_sink(ConnObject *self, PyObject *events)
+{
+    set_flag(&self->delivering, 1);
+    Py_ssize_t taken = 0, n = PyList_GET_SIZE(events);
+    for (; taken < n; taken++) {
+        PyObject *event = PyList_GET_ITEM(events, taken);
+        PyObject *sink = self->sink;
+        if (IS_NONE(sink) || !(PyBytes_CheckExact(event) || PyUnicode_CheckExact(event))) {
+            break;
+        }
+        Py_INCREF(sink);
+        PyObject *r = PyObject_CallOneArg(sink, event);
+        Py_DECREF(sink);
+        int done;
+        if (r != NULL) {
+            done = PyObject_IsTrue(r);
+            Py_DECREF(r);
+        }
+        else if (PyErr_ExceptionMatches(PyExc_Exception)) {
+            PyObject *type, *value, *tb;
+            PyErr_Fetch(&type, &value, &tb);
+            PyErr_NormalizeException(&type, &value, &tb);
+            if (tb != NULL) {
+                PyException_SetTraceback(value, tb);
+            }
+            Py_XDECREF(type);
+            Py_XDECREF(tb);
+            r = PyObject_CallMethodOneArg((PyObject *)self, str_sink_failed, value);
+            Py_DECREF(value);
+            Py_XDECREF(r);
+            done = r == NULL ? -1 : 1;  /* dropped: the connection is failing */
+        }
+        else {
+            done = -1;
+        }
+        if (done < 0) {
+            set_flag(&self->delivering, 0);
+            return -1;
+        }
+        if (!done) {
+            Py_XSETREF(self->sink, Py_NewRef(Py_None));
+            break;
+        }
+    }
+    set_flag(&self->delivering, 0);
+    return taken;
+}
+
 static PyObject *
 conn_process_events(ConnObject *self, PyObject *unused)
 {
@@ -1073,13 +1185,13 @@ conn_process_events(ConnObject *self, PyObject *unused)
     PyObject *waiter = self->recv_waiter == NULL ? Py_None : self->recv_waiter;
     Py_INCREF(waiter);
     PyObject *res = NULL;
+    int listeners = truth(self->listeners);
+    if (listeners < 0) {
+        goto done;
+    }
     if (PyList_CheckExact(events) && PyList_GET_SIZE(events) == 1 && waiter != Py_None &&
-        IS_NONE(self->sink)) {
-        int listeners = truth(self->listeners);
-        if (listeners < 0) {
-            goto done;
-        }
-        int pending = listeners ? 1 : FAILURE_PENDING(protocol);
+        IS_NONE(self->sink) && !listeners) {
+        int pending = FAILURE_PENDING(protocol);
         if (pending < 0) {
             goto done;
         }
@@ -1101,31 +1213,8 @@ conn_process_events(ConnObject *self, PyObject *unused)
         PyObject *message = PyList_GET_ITEM(events, 0);
         if (waiting && (PyBytes_CheckExact(message) || PyUnicode_CheckExact(message))) {
             /* The common case: one message for a receiver waiting on an empty queue. */
-            int flush;
-            ProtocolCoreObject *pc = protocol_core(protocol);
-            if (pc != NULL && PyList_CheckExact(pc->out)) {
-                flush = PyList_GET_SIZE(pc->out) > 0;
-            }
-            else {
-                PyObject *has = PyObject_CallMethodNoArgs(protocol, str_has_data_to_send);
-                if (has == NULL) {
-                    goto done;
-                }
-                flush = PyObject_IsTrue(has);
-                Py_DECREF(has);
-            }
-            if (flush == 0) {
-                flush = CLOSE_TRANSPORT(protocol);
-            }
-            if (flush < 0) {
+            if (flush_if_due(self) < 0) {
                 goto done;
-            }
-            if (flush) {
-                PyObject *r = conn_flush(self, NULL);
-                if (r == NULL) {
-                    goto done;
-                }
-                Py_DECREF(r);
             }
             if (Py_IS_TYPE(waiter, &ReceiveType)) {
                 if (receive_resolve((ReceiveObject *)waiter, message) < 0) {
@@ -1143,6 +1232,36 @@ conn_process_events(ConnObject *self, PyObject *unused)
             goto done;
         }
     }
+    if (!IS_NONE(self->sink) && !listeners && PyList_CheckExact(events)) {
+        /* Messages for the sink (an RPC server, say), answered within this read. */
+        Py_ssize_t start = feed_sink(self, events);
+        if (start < 0) {
+            goto done;
+        }
+        if (start == PyList_GET_SIZE(events)) {
+            int pending = FAILURE_PENDING(protocol);
+            if (pending < 0) {
+                goto done;
+            }
+            if (pending) {
+                PyObject *none_events = PyList_New(0);
+                if (none_events == NULL) {
+                    goto done;
+                }
+                res = PyObject_CallMethodObjArgs((PyObject *)self, str_deliver, none_events,
+                                                 Py_None, NULL);
+                Py_DECREF(none_events);
+                goto done;
+            }
+            res = flush_if_due(self) < 0 ? NULL : Py_NewRef(Py_None);
+            goto done;
+        }
+        PyObject *rest = PyList_GetSlice(events, start, PyList_GET_SIZE(events));
+        if (rest == NULL) {
+            goto done;
+        }
+        Py_SETREF(events, rest);
+    }
     res = PyObject_CallMethodObjArgs((PyObject *)self, str_deliver, events, waiter, NULL);
 done:
     Py_DECREF(events);
@@ -1154,7 +1273,12 @@ static PyObject *
 conn_buffer_updated(ConnObject *self, PyObject *nbytes)
 {
     PyObject *res;
-    if (self->own_buffer) {
+    int own = core_flag(self->own_buffer);
+    int opening = core_flag(self->opening);
+    if (own < 0 || opening < 0) {
+        return NULL;
+    }
+    if (own) {
         res = PyObject_CallMethodOneArg(self->protocol, str_buffer_updated, nbytes);
     }
     else {
@@ -1163,38 +1287,41 @@ conn_buffer_updated(ConnObject *self, PyObject *nbytes)
             return NULL;
         }
         ProtocolCoreObject *pc = protocol_core(self->protocol);
-        if (pc != NULL && !self->opening && PyMemoryView_Check(self->shared) && n >= 0 &&
+        if (pc != NULL && !opening && PyMemoryView_Check(self->shared) && n >= 0 &&
             n <= PyMemoryView_GET_BUFFER(self->shared)->len &&
             PyBuffer_IsContiguous(PyMemoryView_GET_BUFFER(self->shared), 'C')) {
             /* protocol.receive_data(self._shared[:nbytes]), without the slice */
             if (protocol_api->receive_prefix(pc, self->shared, n) < 0) {
                 return NULL;
             }
-            self->reads++;
-            return conn_process_events(self, NULL);
+            res = Py_NewRef(Py_None);
         }
-        PyObject *view = PySequence_GetSlice(self->shared, 0, n);
-        if (view == NULL) {
-            return NULL;
-        }
-        if (self->opening) {
-            PyObject *data = PyBytes_FromObject(view);
-            Py_DECREF(view);
-            if (data == NULL) {
+        else {
+            PyObject *view = PySequence_GetSlice(self->shared, 0, n);
+            if (view == NULL) {
                 return NULL;
             }
-            res = PyObject_CallMethodOneArg((PyObject *)self, str_opening_data, data);
-            Py_DECREF(data);
-            return res;
+            if (opening) {
+                PyObject *data = PyBytes_FromObject(view);
+                Py_DECREF(view);
+                if (data == NULL) {
+                    return NULL;
+                }
+                res = PyObject_CallMethodOneArg((PyObject *)self, str_opening_data, data);
+                Py_DECREF(data);
+                return res;
+            }
+            res = PyObject_CallMethodOneArg(self->protocol, str_receive_data, view);
+            Py_DECREF(view);
         }
-        res = PyObject_CallMethodOneArg(self->protocol, str_receive_data, view);
-        Py_DECREF(view);
     }
     if (res == NULL) {
         return NULL;
     }
     Py_DECREF(res);
-    self->reads++;
+    if (add_to(&self->reads, 1) < 0) {
+        return NULL;
+    }
     return conn_process_events(self, NULL);
 }
 
@@ -1221,8 +1348,12 @@ conn_flush(ConnObject *self, PyObject *unused)
             return NULL;
         }
     }
-    self->pending_out = 0;
-    self->pending_frames = 0;
+    PyObject *zero = PyLong_FromLong(0);
+    if (zero == NULL) {
+        return NULL;
+    }
+    Py_XSETREF(self->pending_out, Py_NewRef(zero));
+    Py_XSETREF(self->pending_frames, zero);
     PyObject *transport = Py_NewRef(self->transport == NULL ? Py_None : self->transport);
     PyObject *out = protocol_take(self->protocol, 0);
     PyObject *res = NULL;
@@ -1312,19 +1443,24 @@ static int
 conn_sent(ConnObject *self, PyObject *message)
 {
     Py_ssize_t size = PyObject_Size(message);
-    if (size < 0) {
+    if (size < 0 || add_to(&self->pending_out, size) < 0 ||
+        add_to(&self->pending_frames, 1) < 0) {
         return -1;
     }
-    self->pending_out += size;
-    self->pending_frames += 1;
-    int now = self->pending_out >= self->write_limit_high ||
-              self->pending_frames >= COALESCE_FRAMES;
+    Py_ssize_t pending = core_size(self->pending_out);
+    Py_ssize_t frames = core_size(self->pending_frames);
+    Py_ssize_t high = core_size(self->write_limit_high);
+    int delivering = core_flag(self->delivering);
+    if (delivering < 0 || PyErr_Occurred()) {
+        return -1;
+    }
+    int now = pending >= high || frames >= COALESCE_FRAMES;
     if (!now) {
         int queued = truth(self->messages);
         if (queued < 0) {
             return -1;
         }
-        now = !(queued || self->delivering);
+        now = !(queued || delivering);
     }
     if (now) {
         PyObject *r = conn_flush(self, NULL);
@@ -1334,7 +1470,7 @@ conn_sent(ConnObject *self, PyObject *message)
         Py_DECREF(r);
         return 0;
     }
-    if (IS_NONE(self->flush_handle) && !self->delivering) {
+    if (IS_NONE(self->flush_handle) && !delivering) {
         PyObject *flush = PyObject_GetAttr((PyObject *)self, str_flush);
         if (flush == NULL) {
             return -1;
@@ -1350,9 +1486,7 @@ conn_sent(ConnObject *self, PyObject *message)
         if (handle == NULL) {
             return -1;
         }
-        PyObject *old = self->flush_handle;
-        self->flush_handle = handle;
-        Py_XDECREF(old);
+        Py_XSETREF(self->flush_handle, handle);
     }
     return 0;
 }
@@ -1408,14 +1542,80 @@ conn_send(ConnObject *self, PyObject *message)
     else if (conn_sent(self, message) < 0) {
         return NULL;
     }
-    if (self->writing_paused) {
+    int paused = core_flag(self->writing_paused);
+    if (paused < 0) {
+        return NULL;
+    }
+    if (paused) {
         return PyObject_CallMethodNoArgs((PyObject *)self, str_wait_drain);
     }
     Py_INCREF(done_singleton);
     return done_singleton;
 }
 
+static PyObject *
+conn_send_nowait(ConnObject *self, PyObject *message)
+{
+    int paused = core_flag(self->writing_paused);
+    if (paused != 0) {
+        return paused < 0 ? NULL : Py_NewRef(Py_False);
+    }
+    ProtocolCoreObject *pc = protocol_core(self->protocol);
+    PyObject *state = pc != NULL ? Py_NewRef(pc->state)
+                                 : PyObject_GetAttr(self->protocol, str_state);
+    if (state == NULL) {
+        return NULL;
+    }
+    Py_DECREF(state);
+    if (state != state_open) {
+        Py_RETURN_FALSE;
+    }
+    if (!IS_NONE(self->fragment_lock)) {
+        PyObject *locked = PyObject_CallMethodNoArgs(self->fragment_lock, str_locked);
+        int t = locked == NULL ? -1 : PyObject_IsTrue(locked);
+        Py_XDECREF(locked);
+        if (t != 0) {
+            return t < 0 ? NULL : Py_NewRef(Py_False);
+        }
+    }
+    int text = PyUnicode_Check(message) && !PyBytes_CheckExact(message);
+    if (pc != NULL && (PyBytes_CheckExact(message) || PyUnicode_CheckExact(message))) {
+        if (protocol_api->send_message(pc, message, text) < 0) {
+            return NULL;
+        }
+    }
+    else {
+        PyObject *r = PyObject_CallMethodOneArg(self->protocol,
+                                                text ? str_send_text : str_send_binary, message);
+        if (r == NULL) {
+            return NULL;
+        }
+        Py_DECREF(r);
+    }
+    int listeners = truth(self->listeners);
+    if (listeners < 0) {
+        return NULL;
+    }
+    if (listeners) {
+        PyObject *r = PyObject_CallMethodOneArg((PyObject *)self, str_sent, message);
+        if (r == NULL) {
+            return NULL;
+        }
+        Py_DECREF(r);
+    }
+    else if (conn_sent(self, message) < 0) {
+        return NULL;
+    }
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef conn_methods[] = {
+    {"send_nowait", (PyCFunction)conn_send_nowait, METH_O,
+     "Send a message now if the connection takes it without waiting.\n\n"
+     "Returns True when the message was queued for writing, like send(); False, with\n"
+     "nothing sent, when the connection is not open, its write buffer is above the\n"
+     "high-water mark, or a fragmented message is being sent. Use await send() then:\n"
+     "it waits for room."},
     {"get_buffer", (PyCFunction)conn_get_buffer, METH_O, NULL},
     {"buffer_updated", (PyCFunction)conn_buffer_updated, METH_O, NULL},
     {"_process_events", (PyCFunction)conn_process_events, METH_NOARGS,
@@ -1435,27 +1635,27 @@ static PyMethodDef conn_methods[] = {
 };
 
 static PyMemberDef conn_members[] = {
-    {"protocol", T_OBJECT, offsetof(ConnObject, protocol), 0, NULL},
-    {"transport", T_OBJECT, offsetof(ConnObject, transport), 0, NULL},
-    {"loop", T_OBJECT, offsetof(ConnObject, loop), 0, NULL},
-    {"listeners", T_OBJECT, offsetof(ConnObject, listeners), 0, NULL},
-    {"_shared", T_OBJECT, offsetof(ConnObject, shared), 0, NULL},
-    {"_messages", T_OBJECT, offsetof(ConnObject, messages), 0, NULL},
-    {"_recv_waiter", T_OBJECT, offsetof(ConnObject, recv_waiter), 0, NULL},
-    {"_sink", T_OBJECT, offsetof(ConnObject, sink), 0, NULL},
-    {"_flush_handle", T_OBJECT, offsetof(ConnObject, flush_handle), 0, NULL},
-    {"_fragment_lock", T_OBJECT, offsetof(ConnObject, fragment_lock), 0, NULL},
-    {"_close_exc", T_OBJECT, offsetof(ConnObject, close_exc), 0, NULL},
-    {"_reads", T_PYSSIZET, offsetof(ConnObject, reads), 0, NULL},
-    {"_queued_bytes", T_PYSSIZET, offsetof(ConnObject, queued_bytes), 0, NULL},
-    {"_pending_out", T_PYSSIZET, offsetof(ConnObject, pending_out), 0, NULL},
-    {"_pending_frames", T_PYSSIZET, offsetof(ConnObject, pending_frames), 0, NULL},
-    {"write_limit_high", T_PYSSIZET, offsetof(ConnObject, write_limit_high), 0, NULL},
-    {"_own_buffer", T_BOOL, offsetof(ConnObject, own_buffer), 0, NULL},
-    {"_opening", T_BOOL, offsetof(ConnObject, opening), 0, NULL},
-    {"_delivering", T_BOOL, offsetof(ConnObject, delivering), 0, NULL},
-    {"_reading_paused", T_BOOL, offsetof(ConnObject, reading_paused), 0, NULL},
-    {"_writing_paused", T_BOOL, offsetof(ConnObject, writing_paused), 0, NULL},
+    {"protocol", T_OBJECT_EX, offsetof(ConnObject, protocol), 0, NULL},
+    {"transport", T_OBJECT_EX, offsetof(ConnObject, transport), 0, NULL},
+    {"loop", T_OBJECT_EX, offsetof(ConnObject, loop), 0, NULL},
+    {"listeners", T_OBJECT_EX, offsetof(ConnObject, listeners), 0, NULL},
+    {"_shared", T_OBJECT_EX, offsetof(ConnObject, shared), 0, NULL},
+    {"_messages", T_OBJECT_EX, offsetof(ConnObject, messages), 0, NULL},
+    {"_recv_waiter", T_OBJECT_EX, offsetof(ConnObject, recv_waiter), 0, NULL},
+    {"_sink", T_OBJECT_EX, offsetof(ConnObject, sink), 0, NULL},
+    {"_flush_handle", T_OBJECT_EX, offsetof(ConnObject, flush_handle), 0, NULL},
+    {"_fragment_lock", T_OBJECT_EX, offsetof(ConnObject, fragment_lock), 0, NULL},
+    {"_close_exc", T_OBJECT_EX, offsetof(ConnObject, close_exc), 0, NULL},
+    {"_reads", T_OBJECT_EX, offsetof(ConnObject, reads), 0, NULL},
+    {"_queued_bytes", T_OBJECT_EX, offsetof(ConnObject, queued_bytes), 0, NULL},
+    {"_pending_out", T_OBJECT_EX, offsetof(ConnObject, pending_out), 0, NULL},
+    {"_pending_frames", T_OBJECT_EX, offsetof(ConnObject, pending_frames), 0, NULL},
+    {"write_limit_high", T_OBJECT_EX, offsetof(ConnObject, write_limit_high), 0, NULL},
+    {"_own_buffer", T_OBJECT_EX, offsetof(ConnObject, own_buffer), 0, NULL},
+    {"_opening", T_OBJECT_EX, offsetof(ConnObject, opening), 0, NULL},
+    {"_delivering", T_OBJECT_EX, offsetof(ConnObject, delivering), 0, NULL},
+    {"_reading_paused", T_OBJECT_EX, offsetof(ConnObject, reading_paused), 0, NULL},
+    {"_writing_paused", T_OBJECT_EX, offsetof(ConnObject, writing_paused), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -1810,6 +2010,8 @@ PyInit__speedups(void)
         {&str_buffer, "_buffer"},
         {&str_write_slow, "_write"},
         {&str_buffer_rest, "_buffer_rest"},
+        {&str_sink_failed, "_sink_failed"},
+        {&str_locked, "locked"},
         {&str_close_transport, "close_transport"},
         {&str_context, "context"},
         {&str_deliver, "_deliver"},

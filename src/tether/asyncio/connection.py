@@ -360,29 +360,6 @@ class Connection(ConnectionCore, ClosingState, asyncio.BufferedProtocol):
         if self._writing_paused:
             await self._wait_drain()
 
-    def send_nowait(self, message: DataLike) -> bool:
-        """Send a message now if the connection takes it without waiting.
-
-        Returns:
-            ``True`` when the message was queued for writing, like :meth:`send`;
-            ``False``, with nothing sent, when the connection is not open, its write
-            buffer is above the high-water mark, or a fragmented message is being sent.
-            Use ``await send()`` then: it waits for room.
-        """
-        protocol = self.protocol
-        if (
-            self._writing_paused
-            or protocol.state is not _OPEN
-            or (self._fragment_lock is not None and self._fragment_lock.locked())
-        ):
-            return False
-        if type(message) is bytes or not isinstance(message, str):
-            protocol.send_binary(message)
-        else:
-            protocol.send_text(message)
-        self._sent(message)
-        return True
-
     def _sent(self, message: DataLike) -> None:
         """Tell the listeners about a queued message and write or schedule the write."""
         if self.listeners:
@@ -641,8 +618,8 @@ class Connection(ConnectionCore, ClosingState, asyncio.BufferedProtocol):
                         # Set only while nothing is queued (see set_message_sink).
                         try:
                             taken = sink(event)
-                        except Exception:
-                            self._sink_failed()
+                        except Exception as exc:
+                            self._sink_failed(exc)
                             taken = True  # dropped: the connection is failing
                         if taken:
                             # The sink may have unset itself (or failed).
@@ -678,9 +655,9 @@ class Connection(ConnectionCore, ClosingState, asyncio.BufferedProtocol):
         if waiter is not None:
             wake(waiter, self.loop, None)
 
-    def _sink_failed(self) -> None:
-        """The message sink raised: log it and fail the connection with 1011."""
-        logger.exception("message sink failed on %s", self.remote_address)
+    def _sink_failed(self, exc: Exception) -> None:
+        """The message sink raised ``exc``: log it and fail the connection with 1011."""
+        logger.error("message sink failed on %s", self.remote_address, exc_info=exc)
         self._sink = None
         self._failure_reason = "message sink failed"
         self.protocol.fail(CloseCode.INTERNAL_ERROR, "internal error")

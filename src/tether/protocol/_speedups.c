@@ -718,28 +718,40 @@ pcore_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     self->probe = Py_NewRef(Py_None);
     self->state = Py_NewRef(Py_None);
-    self->msg_opcode = -1;
-    self->data_limit = -1;
+    self->msg_opcode = PyLong_FromLong(-1);
+    self->partial_checked = PyLong_FromLong(0);
+    self->data_limit = PyLong_FromLong(-1);
+    if (self->msg_opcode == NULL || self->partial_checked == NULL || self->data_limit == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    PyObject **flags[] = {&self->server, &self->fast_send, &self->discard,
+                          &self->partial_frame, &self->failure_pending, &self->close_transport};
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        *flags[i] = Py_NewRef(Py_False);
+    }
     return (PyObject *)self;
 }
+
+#define PCORE_FIELDS(X)                                                                   \
+    X(events) X(out) X(probe) X(state) X(msg_opcode) X(partial_checked) X(data_limit)     \
+    X(server) X(fast_send) X(discard) X(partial_frame) X(failure_pending) X(close_transport)
 
 static int
 pcore_traverse(ProtocolCoreObject *self, visitproc visit, void *arg)
 {
-    Py_VISIT(self->events);
-    Py_VISIT(self->out);
-    Py_VISIT(self->probe);
-    Py_VISIT(self->state);
+#define VISIT_FIELD(name) Py_VISIT(self->name);
+    PCORE_FIELDS(VISIT_FIELD)
+#undef VISIT_FIELD
     return 0;
 }
 
 static int
 pcore_clear(ProtocolCoreObject *self)
 {
-    Py_CLEAR(self->events);
-    Py_CLEAR(self->out);
-    Py_CLEAR(self->probe);
-    Py_CLEAR(self->state);
+#define CLEAR_FIELD(name) Py_CLEAR(self->name);
+    PCORE_FIELDS(CLEAR_FIELD)
+#undef CLEAR_FIELD
     return 0;
 }
 
@@ -780,21 +792,33 @@ receive_more(ProtocolCoreObject *self, PyObject *mv, Py_ssize_t n, Py_ssize_t po
 static int
 receive_prefix(ProtocolCoreObject *self, PyObject *mv, Py_ssize_t n)
 {
-    if (self->discard || n == 0) {
-        return 0;
+    int discard = core_flag(self->discard);
+    if (discard != 0 || n == 0) {
+        return discard < 0 ? -1 : 0;
     }
-    if (self->partial_frame || self->msg_opcode >= 0 || !PyList_CheckExact(self->events)) {
+    int partial = core_flag(self->partial_frame);
+    Py_ssize_t opcode = core_size(self->msg_opcode);
+    Py_ssize_t limit = core_size(self->data_limit);
+    int server = core_flag(self->server);
+    if (partial < 0 || server < 0 || PyErr_Occurred()) {
+        return -1;
+    }
+    if (partial || opcode >= 0 || !PyList_CheckExact(self->events)) {
         return receive_more(self, mv, n, 0);
     }
     /* No frame is pending: whole messages in one pass, usually all of the read. */
     Py_ssize_t consumed = parse_into((const unsigned char *)PyMemoryView_GET_BUFFER(mv)->buf,
-                                     n, 0, n, self->server, self->data_limit, self->events);
+                                     n, 0, n, server, limit, self->events);
     if (consumed < 0) {
         return -1;
     }
     if (consumed > 0 && self->probe != Py_None) {
+        PyObject *zero = PyLong_FromLong(0);
+        if (zero == NULL) {
+            return -1;
+        }
         Py_SETREF(self->probe, Py_NewRef(Py_None));
-        self->partial_checked = 0;
+        Py_SETREF(self->partial_checked, zero);
     }
     return consumed < n ? receive_more(self, mv, n, consumed) : 0;
 }
@@ -802,8 +826,9 @@ receive_prefix(ProtocolCoreObject *self, PyObject *mv, Py_ssize_t n)
 static PyObject *
 pcore_receive_data(ProtocolCoreObject *self, PyObject *data)
 {
-    if (self->discard) {
-        Py_RETURN_NONE;
+    int discard = core_flag(self->discard);
+    if (discard != 0) {
+        return discard < 0 ? NULL : Py_NewRef(Py_None);
     }
     PyObject *mv = PyMemoryView_Check(data) ? Py_NewRef(data) : PyMemoryView_FromObject(data);
     if (mv == NULL) {
@@ -974,7 +999,11 @@ send_slow(ProtocolCoreObject *self, int opcode, PyObject *data, PyObject *fin)
 static PyObject *
 pcore_send(ProtocolCoreObject *self, int opcode, PyObject *data, PyObject *fin, int final)
 {
-    if (!(final && self->fast_send)) {
+    int fast = final ? core_flag(self->fast_send) : 0;
+    if (fast < 0) {
+        return NULL;
+    }
+    if (!fast) {
         return send_slow(self, opcode, data, fin);
     }
     Py_buffer view;
@@ -1018,7 +1047,11 @@ pcore_send_text(ProtocolCoreObject *self, PyObject *const *args, Py_ssize_t narg
     if (PyUnicode_READY(data) < 0) {
         return NULL;
     }
-    if (final && self->fast_send && PyUnicode_IS_ASCII(data)) {
+    int fast = final ? core_flag(self->fast_send) : 0;
+    if (fast < 0) {
+        return NULL;
+    }
+    if (fast && PyUnicode_IS_ASCII(data)) {
         /* ASCII text is its own UTF-8: frame it straight from the string. */
         if (queue_server_frame(self, 0x81, (const char *)PyUnicode_DATA(data),
                                PyUnicode_GET_LENGTH(data), NULL) < 0) {
@@ -1074,21 +1107,21 @@ static PyMethodDef pcore_methods[] = {
 };
 
 static PyMemberDef pcore_members[] = {
-    {"_events", T_OBJECT, offsetof(ProtocolCoreObject, events), 0, NULL},
-    {"_out", T_OBJECT, offsetof(ProtocolCoreObject, out), 0, NULL},
-    {"_probe", T_OBJECT, offsetof(ProtocolCoreObject, probe), 0, NULL},
-    {"state", T_OBJECT, offsetof(ProtocolCoreObject, state), 0, "The connection's state."},
-    {"_msg_opcode", T_PYSSIZET, offsetof(ProtocolCoreObject, msg_opcode), 0, NULL},
-    {"_partial_checked", T_PYSSIZET, offsetof(ProtocolCoreObject, partial_checked), 0, NULL},
-    {"_data_limit", T_PYSSIZET, offsetof(ProtocolCoreObject, data_limit), 0, NULL},
-    {"_server", T_BOOL, offsetof(ProtocolCoreObject, server), 0, NULL},
-    {"_fast_send", T_BOOL, offsetof(ProtocolCoreObject, fast_send), 0, NULL},
-    {"_discard", T_BOOL, offsetof(ProtocolCoreObject, discard), 0, NULL},
-    {"partial_frame", T_BOOL, offsetof(ProtocolCoreObject, partial_frame), 0,
+    {"_events", T_OBJECT_EX, offsetof(ProtocolCoreObject, events), 0, NULL},
+    {"_out", T_OBJECT_EX, offsetof(ProtocolCoreObject, out), 0, NULL},
+    {"_probe", T_OBJECT_EX, offsetof(ProtocolCoreObject, probe), 0, NULL},
+    {"state", T_OBJECT_EX, offsetof(ProtocolCoreObject, state), 0, "The connection's state."},
+    {"_msg_opcode", T_OBJECT_EX, offsetof(ProtocolCoreObject, msg_opcode), 0, NULL},
+    {"_partial_checked", T_OBJECT_EX, offsetof(ProtocolCoreObject, partial_checked), 0, NULL},
+    {"_data_limit", T_OBJECT_EX, offsetof(ProtocolCoreObject, data_limit), 0, NULL},
+    {"_server", T_OBJECT_EX, offsetof(ProtocolCoreObject, server), 0, NULL},
+    {"_fast_send", T_OBJECT_EX, offsetof(ProtocolCoreObject, fast_send), 0, NULL},
+    {"_discard", T_OBJECT_EX, offsetof(ProtocolCoreObject, discard), 0, NULL},
+    {"partial_frame", T_OBJECT_EX, offsetof(ProtocolCoreObject, partial_frame), 0,
      "A frame is partly received: get_buffer() returns where the rest goes."},
-    {"failure_pending", T_BOOL, offsetof(ProtocolCoreObject, failure_pending), 0,
+    {"failure_pending", T_OBJECT_EX, offsetof(ProtocolCoreObject, failure_pending), 0,
      "A protocol error waits for the application to consume earlier messages."},
-    {"close_transport", T_BOOL, offsetof(ProtocolCoreObject, close_transport), 0,
+    {"close_transport", T_OBJECT_EX, offsetof(ProtocolCoreObject, close_transport), 0,
      "The runtime should close the TCP connection."},
     {NULL, 0, 0, 0, NULL},
 };
