@@ -861,3 +861,43 @@ def test_c_decoder_setup_accepts_only_object_slots():
     # The failed calls left the decoder as it was.
     data = Message(id=5, query=b"/x", body=b"[1]").encode()
     assert repe.decode(data) == repe._decode(data, None)
+
+
+def test_the_c_response_encoder_is_in_use_unless_turned_off():
+    turned_off = os.environ.get("TETHER_NO_SPEEDUPS") == "1"
+    assert (repe.encode_response is repe.py_encode_response) == turned_off
+
+
+def _both_encoders():
+    encoders = [repe.py_encode_response]
+    if repe._c_encode_response is not None:
+        encoders.append(repe._c_encode_response)
+    return encoders
+
+
+@given(
+    id=st.integers(0, 2**64 - 1),
+    body=st.one_of(st.binary(max_size=64), st.binary(min_size=4090, max_size=4200)),
+    body_format=st.integers(0, 0xFFFF),
+    ec=st.integers(0, 2**32 - 1),
+    as_view=st.booleans(),
+)
+def test_response_encoders_give_the_message_bytes(id, body, body_format, ec, as_view):
+    expected = Message(
+        id=id, query=b"", body=body, query_format=0, body_format=body_format, ec=ec
+    ).encode()
+    data = memoryview(body) if as_view else body
+    for encode in _both_encoders():
+        assert encode(id, data, body_format, ec) == expected
+        if ec == 0:
+            assert encode(id, data, body_format) == expected
+
+
+@pytest.mark.parametrize(
+    ("id", "body_format", "ec"),
+    [(-1, 0, 0), (2**64, 0, 0), (1, -1, 0), (1, 0x10000, 0), (1, 0, 2**32), (1.5, 0, 0)],
+)
+def test_response_encoders_refuse_the_same_fields(id, body_format, ec):
+    for encode in _both_encoders():
+        with pytest.raises(struct.error):
+            encode(id, b"{}", body_format, ec)

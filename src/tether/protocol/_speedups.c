@@ -580,6 +580,76 @@ repe_decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return PyObject_CallOneArg(fallback, data);
 }
 
+/* repe_encode_response(id, body, body_format, ec) -> bytes: a response in Glaze's shape
+ * (empty raw query), header and body in one object; rpc.repe.encode_response in C. A
+ * field out of range raises struct.error, as the Python version's struct.pack does. */
+static PyObject *struct_error;
+
+static void
+put_le(unsigned char *p, uint64_t value, int n)
+{
+    for (int k = 0; k < n; k++) {
+        p[k] = (unsigned char)(value >> (8 * k));
+    }
+}
+
+static int
+field(PyObject *obj, uint64_t max, uint64_t *out)
+{
+    if (!PyLong_Check(obj)) {
+        PyErr_Format(struct_error, "required argument is not an integer");
+        return -1;
+    }
+    uint64_t value = PyLong_AsUnsignedLongLong(obj);
+    int outside = 0;  /* negative, or beyond 64 bits */
+    if (value == (uint64_t)-1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            return -1;
+        }
+        PyErr_Clear();
+        outside = 1;
+    }
+    if (outside || value > max) {
+        PyErr_SetString(struct_error, "argument out of range");
+        return -1;
+    }
+    *out = value;
+    return 0;
+}
+
+static PyObject *
+repe_encode_response(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 3 || nargs > 4) {
+        PyErr_SetString(PyExc_TypeError, "encode_response() takes 3 or 4 arguments");
+        return NULL;
+    }
+    uint64_t id, body_format, ec = 0;
+    if (field(args[0], UINT64_MAX, &id) < 0 || field(args[2], 0xFFFF, &body_format) < 0 ||
+        (nargs == 4 && field(args[3], 0xFFFFFFFFu, &ec) < 0)) {
+        return NULL;
+    }
+    Py_buffer body;
+    if (PyObject_GetBuffer(args[1], &body, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, 48 + body.len);
+    if (out != NULL) {
+        unsigned char *p = (unsigned char *)PyBytes_AS_STRING(out);
+        memset(p, 0, 48);
+        put_le(p, (uint64_t)(48 + body.len), 8);  /* length */
+        put_le(p + 8, 0x1507, 2);                  /* spec */
+        p[10] = 1;                                  /* version */
+        put_le(p + 16, id, 8);
+        put_le(p + 32, (uint64_t)body.len, 8);     /* body_length */
+        put_le(p + 42, body_format, 2);
+        put_le(p + 44, ec, 4);
+        memcpy(p + 48, body.buf, body.len);
+    }
+    PyBuffer_Release(&body);
+    return out;
+}
+
 /* RFC 7230 3.2.6 tchar. */
 static int
 is_tchar(unsigned char c)
@@ -1155,6 +1225,9 @@ static PyMethodDef speedups_methods[] = {
     {"repe_setup", repe_setup, METH_VARARGS,
      "repe_setup(message_type, names) -> None\n\n"
      "Set the class and slot names repe_decode builds messages with."},
+    {"repe_encode_response", (PyCFunction)(void (*)(void))repe_encode_response, METH_FASTCALL,
+     "repe_encode_response(id, body, body_format, ec=0) -> bytes\n\n"
+     "A REPE response with an empty raw query, header and body in one bytes object."},
     {"repe_decode", (PyCFunction)(void (*)(void))repe_decode, METH_FASTCALL,
      "repe_decode(max_size, copy_limit, [fallback,] data) -> message | None\n\n"
      "A valid REPE v1 message in a bytes object, or None (fallback(data) if given)."},
@@ -1165,9 +1238,25 @@ static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT, "tether.protocol._speedups", NULL, -1, speedups_methods,
 };
 
+static PyObject *
+import_struct_error(void)
+{
+    PyObject *module = PyImport_ImportModule("struct");
+    if (module == NULL) {
+        return NULL;
+    }
+    PyObject *error = PyObject_GetAttrString(module, "error");
+    Py_DECREF(module);
+    return error;
+}
+
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
+    struct_error = import_struct_error();
+    if (struct_error == NULL) {
+        return NULL;
+    }
     str_receive_more = PyUnicode_InternFromString("_receive_more");
     str_send_data = PyUnicode_InternFromString("_send_data");
     if (str_receive_more == NULL || str_send_data == NULL) {
