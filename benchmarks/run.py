@@ -43,8 +43,11 @@ HERE = Path(__file__).resolve().parent
 SERVERS_DIR = HERE / "servers"
 RESULTS = HERE / "results" / "latest.md"
 LOGS = HERE / "results" / "logs"
-LIBRARIES = ("tether", "websockets", "aiohttp", "picows")
-PEERS = ("websockets", "aiohttp", "picows")
+# In this order in every round (reversed every other round): tether is measured right
+# before or right after picows, the peer most of its targets name, so that the two
+# figures of a round are seconds apart.
+LIBRARIES = ("tether", "picows", "aiohttp", "websockets")
+PEERS = ("picows", "aiohttp", "websockets")
 CALIBRATION = "raw"
 RAW_SCENARIOS = {1, 2, 3}  # the raw server has no fan-out; memory and churn say little
 
@@ -98,6 +101,8 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)
     failure: str = ""
     rounds: list[float] = field(default_factory=list)
+    # Every round's figure in round order, None where it failed (with two rounds or more).
+    round_values: list[float | None] = field(default_factory=list)
 
 
 def round_order(servers: list[str], number: int) -> list[str]:
@@ -134,7 +139,26 @@ def median_of_rounds(rounds: list[Result]) -> Result:
         gen_cpu=middle.gen_cpu,
         extra=middle.extra,
         rounds=values if len(rounds) > 1 else [],
+        round_values=[r.value for r in rounds] if len(rounds) > 1 else [],
     )
+
+
+def paired_ratio(a: Result, b: Result) -> float | None:
+    """The median over rounds of ``a``'s figure over ``b``'s in the same round.
+
+    The two figures of a round are taken seconds apart, so this ratio follows less of
+    the VM's drift between rounds than the ratio of the two medians; ``None`` with fewer
+    than two rounds measured by both.
+    """
+    ratios = sorted(
+        x / y for x, y in zip(a.round_values, b.round_values, strict=False) if x is not None and y
+    )
+    if len(ratios) < 2:
+        return None
+    middle = len(ratios) // 2
+    if len(ratios) % 2:
+        return ratios[middle]
+    return (ratios[middle - 1] + ratios[middle]) / 2
 
 
 # Processes
@@ -355,7 +379,9 @@ def target_cell(results: list[Result], r: Result) -> str:
         return "no peer figure"
     ratio = r.value / peer.value
     met = ratio >= goal if kind == ">=" else ratio <= goal
-    return f"{ratio:.2f}x {peer.server} ({kind}{goal}): {'met' if met else 'NOT met'}"
+    cell = f"{ratio:.2f}x {peer.server} ({kind}{goal}): {'met' if met else 'NOT met'}"
+    paired = paired_ratio(r, peer)
+    return cell if paired is None else f"{cell}; paired {paired:.2f}x"
 
 
 def rpc_target_cell(results: list[Result], r: Result) -> str:

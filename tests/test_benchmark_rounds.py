@@ -61,3 +61,34 @@ def test_every_other_round_measures_the_servers_in_reverse_order(run):
     assert orders[0] == orders[2] == servers
     assert orders[1] == orders[3] == ["picows", "websockets", "tether"]
     assert servers == ["tether", "websockets", "picows"]  # not reordered in place
+
+
+def test_the_paired_ratio_is_the_median_of_same_round_ratios(run):
+    def rounds(*values):
+        return run.median_of_rounds([result(run, v) for v in values])
+
+    tether = rounds(100.0, 300.0, None, 90.0, 200.0)
+    picows = rounds(50.0, 300.0, 60.0, 100.0, None)
+    # Rounds both measured: 100/50, 300/300, 90/100 -> 2.0, 1.0, 0.9.
+    assert run.paired_ratio(tether, picows) == 1.0
+    assert run.paired_ratio(rounds(10.0, 20.0), rounds(5.0, 20.0)) == 1.5
+    assert run.paired_ratio(rounds(10.0, None), rounds(5.0, 5.0)) is None
+    assert run.paired_ratio(rounds(10.0), rounds(5.0)) is None
+
+
+def test_the_target_cell_shows_the_paired_ratio(run):
+    tether = run.median_of_rounds(
+        [run.Result(2, "tether", "asyncio", v, "msg/s") for v in (10.0, 12.0, 8.0)]
+    )
+    picows = run.median_of_rounds(
+        [run.Result(2, "picows", "asyncio", v, "msg/s") for v in (8.0, 12.0, 10.0)]
+    )
+    cell = run.target_cell([tether, picows], tether)
+    assert cell == "1.00x picows (>=1.0): met; paired 1.00x"
+
+
+def test_tether_is_measured_next_to_picows_in_every_round(run):
+    servers = [*run.LIBRARIES, run.CALIBRATION]
+    for number in range(2):
+        order = run.round_order(servers, number)
+        assert abs(order.index("tether") - order.index("picows")) == 1
