@@ -1,18 +1,22 @@
 """The per-message paths of a connection, with a C accelerator and a pure-Python fallback.
 
 :class:`Connection` inherits its hot paths from :data:`ConnectionCore`: ``get_buffer``
-and ``buffer_updated`` (a read, and the delivery of its one message to a receiver that
-waits for it), ``__anext__`` (the next message for ``async for``) and ``send`` (a
-message queued or written at once). Everything they do not handle themselves, they leave
-to methods of the connection (``_deliver``, ``_take``, ``_send``, ``_flush``, ...), so
-that the rarer cases are written once, in Python.
+and ``buffer_updated`` (a read, and the hand-over of its one message to a receiver that
+waits for it, or of its messages to the message sink), ``__anext__`` (the next message
+for ``async for``), ``send`` and ``send_nowait`` (a message queued, and written at once
+or with the other replies of the same read) and ``_flush``. Everything they do not
+handle themselves, they leave to methods of the connection (``_deliver``, ``_take``,
+``_send``, ``_write_many``, ...), so that the rarer cases are written once, in Python.
+:class:`~tether.asyncio.transport.SocketTransport`'s read callback, ``write`` and
+``is_closing`` come from here too.
 
 :class:`PyConnectionCore` is the reference; the C version in ``_speedups.c`` does the
 same in fewer steps: it needs no coroutine frame per received message (its ``__anext__``
 returns an awaitable that is also the future its task waits on) and none per sent message
-(``send`` does its work when called and returns an awaitable that is already done, or the
-coroutine of the slow path). Both give the same results; the asyncio tests run against
-both (``tests/asyncio/test_core.py``). Set ``TETHER_NO_SPEEDUPS=1`` to use the fallback.
+(``send`` does its work when called and returns an awaitable that is already done, as the
+Python version does, or the coroutine of the slow path). Both give the same results; the
+asyncio tests run against both (``tests/asyncio/test_core.py``). Set
+``TETHER_NO_SPEEDUPS=1`` to use the fallback.
 """
 
 from __future__ import annotations
