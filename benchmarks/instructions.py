@@ -72,6 +72,7 @@ def measure(
     warmup: float,
     scenario: int = 2,
     per: str = REPLY_FUNCTION,
+    uvloop: bool = False,
 ) -> tuple[int, int]:
     """Instructions and calls to ``per`` in ``window`` seconds of ``scenario``."""
     valgrind = shutil.which("valgrind")
@@ -85,6 +86,8 @@ def measure(
         command = [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}", "-q"]
         kind = "rpc_server" if scenario in RPC_SCENARIOS else "server"
         command += [sys.executable, str(SERVERS_DIR / f"{name}_{kind}.py"), str(port)]
+        if uvloop:
+            command.append("--uvloop")
         proc = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )
@@ -122,11 +125,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.5)
     parser.add_argument("--scenario", type=int, default=2)
     parser.add_argument("--per", default=REPLY_FUNCTION, help="C function counted as the unit")
+    parser.add_argument("--uvloop", action="store_true", help="servers on uvloop")
     args = parser.parse_args()
     print(f"| server | calls to {args.per} | instructions per call |")
     print("|---|---:|---:|")
     for server in args.servers.split(","):
-        total, calls = measure(server, args.window, args.warmup, args.scenario, args.per)
+        total, calls = measure(
+            server, args.window, args.warmup, args.scenario, args.per, args.uvloop
+        )
         per = f"{total / calls:,.0f}" if calls else "-"
         print(f"| {server} | {calls} | {per} |", flush=True)
 
