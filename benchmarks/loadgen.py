@@ -1,4 +1,4 @@
-"""A cheap WebSocket load generator built on raw asyncio protocols.
+"""A cheap WebSocket load generator built on bare sockets and asyncio protocols.
 
 It uses none of the libraries under test: every connection writes the HTTP upgrade
 request by hand, checks for ``101``, and then writes frames that were masked once before
@@ -119,6 +119,14 @@ def upgrade_request(port: int, path: str) -> bytes:
 # Connections
 
 
+def refusal(head: bytes) -> ConnectionError | None:
+    """The error for a response head that is not ``101 Switching Protocols``, if any."""
+    if head.startswith((b"HTTP/1.1 101 ", b"HTTP/1.1 101\r")):
+        return None
+    status = head.split(b"\r\n", 1)[0].decode(errors="replace")
+    return ConnectionError(f"handshake refused: {status}")
+
+
 class Client(asyncio.Protocol):
     """Does the opening handshake, then hands every received byte to :meth:`on_data`."""
 
@@ -146,10 +154,10 @@ class Client(asyncio.Protocol):
             self.head = head
             return
         self.head = b""
-        if not head.startswith((b"HTTP/1.1 101 ", b"HTTP/1.1 101\r")):
-            status = head.split(b"\r\n", 1)[0].decode(errors="replace")
+        refused = refusal(head)
+        if refused is not None:
             if not self.opened.done():
-                self.opened.set_exception(ConnectionError(f"handshake refused: {status}"))
+                self.opened.set_exception(refused)
             assert self.transport is not None
             self.transport.close()
             return
@@ -254,10 +262,10 @@ class SocketCounter(FixedCounter):
                 if not chunk:
                     raise ConnectionError("closed during handshake")
                 head += chunk
-        if not head.startswith((b"HTTP/1.1 101 ", b"HTTP/1.1 101\r")):
+        refused = refusal(head)
+        if refused is not None:
             sock.close()
-            status = head.split(b"\r\n", 1)[0].decode(errors="replace")
-            raise ConnectionError(f"handshake refused: {status}")
+            raise refused
         self.upgraded = True
         self.opened.set_result(None)
         rest = head[end + 4 :]

@@ -1,25 +1,14 @@
 """The benchmark harness's rounds: each figure is the median round, with the spread shown."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
+
+from .utils import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def run():
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
-    spec = importlib.util.spec_from_file_location("bench_run", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_run"] = module
-    try:
-        spec.loader.exec_module(module)
+    with benchmark_module("run.py", "bench_run") as module:
         yield module
-    finally:
-        del sys.modules["bench_run"]
 
 
 def result(run, value, errors=0, cpu=0.5):

@@ -1,26 +1,16 @@
 """The syscall-gap tool: perf's tracepoint lines become per-round-trip stretches."""
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
+
+from .utils import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def gaps():
-    bench = Path(__file__).resolve().parent.parent / "benchmarks"
-    sys.path.insert(0, str(bench))
-    spec = importlib.util.spec_from_file_location("bench_gaps", bench / "syscall_gaps.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
+    with benchmark_module("syscall_gaps.py", "bench_gaps") as module:
         yield module
-    finally:
-        sys.path.remove(str(bench))
-        sys.modules.pop("run", None)
 
 
 def lines(*events):
@@ -116,17 +106,7 @@ totals: 1234
 
 
 def test_instructions_parse_callgrind_totals_and_calls():
-    bench = Path(__file__).resolve().parent.parent / "benchmarks"
-    sys.path.insert(0, str(bench))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_ins", bench / "instructions.py")
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(bench))
-        sys.modules.pop("run", None)
-    assert module.parse_callgrind(CALLGRIND) == (1234, 3)  # send: 2 calls + 1 call
-    assert module.parse_callgrind(CALLGRIND, "sock_send") == (1234, 3)
-    assert module.parse_callgrind(CALLGRIND, "missing") == (1234, 0)
+    with benchmark_module("instructions.py", "bench_ins") as module:
+        assert module.parse_callgrind(CALLGRIND) == (1234, 3)  # send: 2 calls + 1 call
+        assert module.parse_callgrind(CALLGRIND, "sock_send") == (1234, 3)
+        assert module.parse_callgrind(CALLGRIND, "missing") == (1234, 0)
