@@ -1,9 +1,10 @@
-"""The engine on uvloop, whose transports don't subclass asyncio's."""
+"""The engine on uvloop: servers on tether's socket transport, clients on uvloop's own."""
 
 import uvloop
 
 from tether.asyncio.client import connect
 from tether.asyncio.server import serve
+from tether.asyncio.transport import SocketTransport
 from tether.protocol.limits import Limits
 
 
@@ -69,3 +70,23 @@ async def large_echo_in_place():
 
 def test_large_messages_are_read_in_place_on_uvloop():
     assert uvloop.run(large_echo_in_place())
+
+
+async def transports():
+    kinds = []
+
+    async def handler(ws):
+        kinds.append(type(ws.transport))
+        await ws.send("hello")
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+            assert await ws.recv() == "hello"
+            kinds.append(type(ws.transport))
+    return kinds
+
+
+def test_servers_run_on_the_socket_transport_and_clients_on_uvloops():
+    server_side, client_side = uvloop.run(transports())
+    assert server_side is SocketTransport
+    assert client_side.__module__.startswith("uvloop")

@@ -726,7 +726,7 @@ class serve:
         server = Server(self._handler, self._options)
         loop = server.loop
         ssl = self._options.ssl
-        # asyncio binds and listens; without TLS on the selector loop, tether accepts.
+        # asyncio binds and listens; without TLS on a selector loop or uvloop, tether accepts.
         own_accept = ssl is None and supports_loop(loop)
         if self._unix_path is not None:
             server.server = await loop.create_unix_server(

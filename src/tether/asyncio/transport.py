@@ -6,7 +6,8 @@ registry entry and a ``getsockname`` call. For short-lived connections that is a
 share of the server's time, so :func:`serve` accepts plain (non-TLS) connections on the
 default selector loop itself, with :class:`Listener`, and runs each one on a
 :class:`SocketTransport`: ``connection_made`` runs as soon as the socket is accepted and
-reading starts at once. TLS, uvloop and other loops keep asyncio's own transports.
+reading starts at once. uvloop gets the same path (through its ``add_reader``); TLS and
+other loops keep their own transports.
 
 The transport implements :class:`asyncio.Transport` for a
 :class:`asyncio.BufferedProtocol`: the protocol's buffer is filled with ``recv_into``,
@@ -527,8 +528,19 @@ class Listener:
 
 
 def supports_loop(loop: asyncio.AbstractEventLoop) -> bool:
-    """Tell whether :class:`Listener` and :class:`SocketTransport` can run on ``loop``."""
+    """Tell whether :class:`Listener` and :class:`SocketTransport` can run on ``loop``.
+
+    They need ``add_reader``/``add_writer`` on plain sockets, which asyncio's selector
+    loops and uvloop provide; on uvloop they also cost fewer instructions per message
+    than uvloop's stream transports, whose read and write paths add a layer of their own.
+    """
     # sendmsg() is missing on Windows, whose selector loop then keeps asyncio's path.
-    return isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop) and hasattr(
-        socket.socket, "sendmsg"
-    )
+    if not hasattr(socket.socket, "sendmsg"):
+        return False
+    if isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+        return True
+    return any(cls.__module__ in _UVLOOP_MODULES for cls in type(loop).__mro__)
+
+
+# Where uvloop's Loop class is defined (``uvloop.Loop`` subclasses ``uvloop.loop.Loop``).
+_UVLOOP_MODULES = frozenset({"uvloop", "uvloop.loop"})
