@@ -52,3 +52,38 @@ def test_bad_arguments(impl):
         fn(b"abc", b"xyz")
     with pytest.raises(ValueError, match="offset must be non-negative"):
         fn(b"abc", b"wxyz", -1)
+
+
+@pytest.mark.parametrize("n", [0, 1, 125, 126, 127, 2048, 65535, 65536, 70_000])
+def test_masked_frames_agree_and_follow_the_header_layout(n):
+    from tether.protocol._speedups import masked_frame as c_masked_frame
+
+    rng = random.Random(n)
+    payload = rng.randbytes(n)
+    mask = rng.randbytes(4)
+    for first in (0x82, 0x01, 0xC1, 0x00):
+        frame = c_masked_frame(first, payload, mask)
+        assert frame == masking.py_masked_frame(first, payload, mask)
+        for kind in (bytearray, memoryview):
+            assert c_masked_frame(first, kind(payload), kind(mask)) == frame
+        head = 2 if n < 126 else 4 if n < 65536 else 10
+        assert frame[0] == first
+        assert frame[1] & 0x80  # the mask bit
+        assert int.from_bytes(frame[2:head], "big") == (n if head > 2 else 0)
+        assert frame[1] & 0x7F == (n if n < 126 else 126 if n < 65536 else 127)
+        assert frame[head : head + 4] == mask
+        assert reference(frame[head + 4 :], mask) == payload
+
+
+@pytest.mark.parametrize("impl", ["c", "py"])
+def test_masked_frames_refuse_bad_arguments(impl):
+    from tether.protocol._speedups import masked_frame as c_masked_frame
+
+    fn = c_masked_frame if impl == "c" else masking.py_masked_frame
+    with pytest.raises(ValueError, match="mask must contain 4 bytes"):
+        fn(0x82, b"data", b"abc")
+    for first in (-1, 256):
+        with pytest.raises(ValueError, match="first_byte"):
+            fn(first, b"data", b"abcd")
+    with pytest.raises(TypeError):
+        fn(0x82, "text", b"abcd")

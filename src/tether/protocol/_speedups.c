@@ -89,6 +89,68 @@ done:
 }
 
 
+/* masked_frame(first_byte, payload, mask) -> bytes: a whole client frame (header, masking
+ * key, masked payload) in one new object, for payloads the caller joins to their header. */
+static PyObject *
+masked_frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "masked_frame() takes exactly 3 arguments");
+        return NULL;
+    }
+    long first = PyLong_AsLong(args[0]);
+    if (first == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (first < 0 || first > 255) {
+        PyErr_SetString(PyExc_ValueError, "first_byte must be in range(256)");
+        return NULL;
+    }
+    Py_buffer data, mask;
+    if (PyObject_GetBuffer(args[1], &data, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[2], &mask, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (mask.len != 4) {
+        PyErr_SetString(PyExc_ValueError, "mask must contain 4 bytes");
+        goto done;
+    }
+    Py_ssize_t n = data.len;
+    Py_ssize_t head = n < 126 ? 2 : (n < 65536 ? 4 : 10);
+    result = PyBytes_FromStringAndSize(NULL, head + 4 + n);
+    if (result == NULL) {
+        goto done;
+    }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+    out[0] = (unsigned char)first;
+    if (n < 126) {
+        out[1] = (unsigned char)(0x80 | n);
+    }
+    else if (n < 65536) {
+        out[1] = 0x80 | 126;
+        out[2] = (unsigned char)(n >> 8);
+        out[3] = (unsigned char)(n & 0xff);
+    }
+    else {
+        out[1] = 0x80 | 127;
+        unsigned long long len = (unsigned long long)n;
+        for (int i = 0; i < 8; i++) {
+            out[2 + i] = (unsigned char)(len >> (56 - 8 * i));
+        }
+    }
+    memcpy(out + head, mask.buf, 4);
+    xor_mask_long((const unsigned char *)data.buf, out + head + 4, n,
+                  (const unsigned char *)mask.buf, 0);
+done:
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&mask);
+    return result;
+}
+
 /* Parse the common case in one pass: complete, final, uncompressed text and binary frames.
  *
  * parse_messages(data, pos, end, masked, limit, events) -> new_pos
@@ -1219,6 +1281,9 @@ static PyMethodDef speedups_methods[] = {
     {"apply_mask", (PyCFunction)(void (*)(void))apply_mask, METH_VARARGS | METH_KEYWORDS,
      "apply_mask(data, mask, offset=0) -> bytes\n\n"
      "XOR data with the 4-byte mask, starting at mask position offset % 4."},
+    {"masked_frame", (PyCFunction)(void (*)(void))masked_frame, METH_FASTCALL,
+     "masked_frame(first_byte, payload, mask) -> bytes\n\n"
+     "A whole masked frame: header, masking key and masked payload in one object."},
     {"parse_messages", parse_messages, METH_VARARGS,
      "parse_messages(data, pos, end, masked, limit, events) -> int\n\n"
      "Append complete unfragmented text/binary messages to events; return the new position."},

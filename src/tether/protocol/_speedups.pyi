@@ -1,6 +1,9 @@
 def apply_mask(
     data: bytes | bytearray | memoryview, mask: bytes | bytearray | memoryview, offset: int = 0
 ) -> bytes: ...
+def masked_frame(
+    first_byte: int, payload: bytes | bytearray | memoryview, mask: bytes | bytearray | memoryview
+) -> bytes: ...
 def parse_messages(
     data: bytes | bytearray | memoryview,
     pos: int,

@@ -35,7 +35,7 @@ from .extensions.base import Extension
 from .fastpath import Payload, PayloadBuffer, ProtocolCore, parse_messages
 from .frames import Frame, Opcode, serialize_header
 from .limits import Limits
-from .masking import apply_mask
+from .masking import apply_mask, masked_frame
 
 
 __all__ = ["CLIENT", "Event", "Protocol", "SERVER", "Side", "State"]
@@ -411,6 +411,9 @@ class Protocol(ProtocolCore):
         length = len(payload)
         if self.side is Side.CLIENT:
             mask = self._next_mask()
+            if length <= _JOIN_LIMIT:
+                self._out.append(masked_frame(first_byte, payload, mask))
+                return
             header = serialize_header(first_byte, length, mask)
             payload = apply_mask(payload, mask)
         else:

@@ -7,10 +7,11 @@ Set ``TETHER_NO_SPEEDUPS=1`` to force the fallback.
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Callable
 
 
-__all__ = ["apply_mask", "py_apply_mask", "SPEEDUPS"]
+__all__ = ["apply_mask", "masked_frame", "py_apply_mask", "py_masked_frame", "SPEEDUPS"]
 
 
 def py_apply_mask(
@@ -34,15 +35,37 @@ def py_apply_mask(
     return result.to_bytes(n, "little")
 
 
+def py_masked_frame(
+    first_byte: int, payload: bytes | bytearray | memoryview, mask: bytes | bytearray | memoryview
+) -> bytes:
+    """A whole masked frame: header (``first_byte``, mask bit, length), ``mask``, payload.
+
+    What a client sends, in one object; ``first_byte`` holds FIN, RSV1-3 and the opcode.
+    """
+    if not 0 <= first_byte < 256:
+        raise ValueError("first_byte must be in range(256)")
+    if len(mask) != 4:
+        raise ValueError("mask must contain 4 bytes")
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", first_byte, 0x80 | n)
+    elif n < 65536:
+        header = struct.pack("!BBH", first_byte, 0x80 | 126, n)
+    else:
+        header = struct.pack("!BBQ", first_byte, 0x80 | 127, n)
+    return header + bytes(mask) + py_apply_mask(payload, mask)
+
+
 apply_mask: Callable[..., bytes]
+masked_frame: Callable[..., bytes]
 SPEEDUPS: bool
 
 if os.environ.get("TETHER_NO_SPEEDUPS") == "1":
-    apply_mask, SPEEDUPS = py_apply_mask, False
+    apply_mask, masked_frame, SPEEDUPS = py_apply_mask, py_masked_frame, False
 else:
     try:
-        from ._speedups import apply_mask as _c_apply_mask
+        from ._speedups import apply_mask as _c_apply_mask, masked_frame as _c_masked_frame
     except ImportError:  # pragma: no cover
-        apply_mask, SPEEDUPS = py_apply_mask, False
+        apply_mask, masked_frame, SPEEDUPS = py_apply_mask, py_masked_frame, False
     else:
-        apply_mask, SPEEDUPS = _c_apply_mask, True
+        apply_mask, masked_frame, SPEEDUPS = _c_apply_mask, _c_masked_frame, True
