@@ -89,6 +89,33 @@ done:
 }
 
 
+/* Write a frame header for first byte `first` and an n-byte payload into out (room for 10
+ * bytes), with the mask bit when `masked` (the key itself is the caller's); return its
+ * length. */
+static Py_ssize_t
+write_header(unsigned char *out, int first, Py_ssize_t n, int masked)
+{
+    unsigned char mask_bit = masked ? 0x80 : 0;
+    out[0] = (unsigned char)first;
+    if (n < 126) {
+        out[1] = (unsigned char)(mask_bit | n);
+        return 2;
+    }
+    if (n < 65536) {
+        out[1] = mask_bit | 126;
+        out[2] = (unsigned char)(n >> 8);
+        out[3] = (unsigned char)n;
+        return 4;
+    }
+    out[1] = mask_bit | 127;
+    uint64_t length = (uint64_t)n;
+    for (int k = 0; k < 8; k++) {
+        out[9 - k] = (unsigned char)(length >> (8 * k));
+    }
+    return 10;
+}
+
+
 /* masked_frame(first_byte, payload, mask) -> bytes: a whole client frame (header, masking
  * key, masked payload) in one new object, for payloads the caller joins to their header. */
 static PyObject *
@@ -120,28 +147,14 @@ masked_frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     Py_ssize_t n = data.len;
-    Py_ssize_t head = n < 126 ? 2 : (n < 65536 ? 4 : 10);
+    unsigned char header[10];
+    Py_ssize_t head = write_header(header, (int)first, n, 1);
     result = PyBytes_FromStringAndSize(NULL, head + 4 + n);
     if (result == NULL) {
         goto done;
     }
     unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
-    out[0] = (unsigned char)first;
-    if (n < 126) {
-        out[1] = (unsigned char)(0x80 | n);
-    }
-    else if (n < 65536) {
-        out[1] = 0x80 | 126;
-        out[2] = (unsigned char)(n >> 8);
-        out[3] = (unsigned char)(n & 0xff);
-    }
-    else {
-        out[1] = 0x80 | 127;
-        unsigned long long len = (unsigned long long)n;
-        for (int i = 0; i < 8; i++) {
-            out[2 + i] = (unsigned char)(len >> (56 - 8 * i));
-        }
-    }
+    memcpy(out, header, head);
     memcpy(out + head, mask.buf, 4);
     xor_mask_long((const unsigned char *)data.buf, out + head + 4, n,
                   (const unsigned char *)mask.buf, 0);
@@ -1038,26 +1051,7 @@ queue_server_frame(ProtocolCoreObject *self, int first, const char *buf, Py_ssiz
         return -1;
     }
     unsigned char header[10];
-    Py_ssize_t hlen;
-    header[0] = (unsigned char)first;
-    if (n < 126) {
-        header[1] = (unsigned char)n;
-        hlen = 2;
-    }
-    else if (n < 65536) {
-        header[1] = 126;
-        header[2] = (unsigned char)(n >> 8);
-        header[3] = (unsigned char)n;
-        hlen = 4;
-    }
-    else {
-        header[1] = 127;
-        uint64_t length = (uint64_t)n;
-        for (int k = 0; k < 8; k++) {
-            header[9 - k] = (unsigned char)(length >> (8 * k));
-        }
-        hlen = 10;
-    }
+    Py_ssize_t hlen = write_header(header, first, n, 0);
     if (n <= JOIN_LIMIT) {
         PyObject *frame = PyBytes_FromStringAndSize(NULL, hlen + n);
         if (frame == NULL) {

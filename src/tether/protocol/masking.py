@@ -7,8 +7,9 @@ Set ``TETHER_NO_SPEEDUPS=1`` to force the fallback.
 from __future__ import annotations
 
 import os
-import struct
 from collections.abc import Callable
+
+from .frames import serialize_header
 
 
 __all__ = ["apply_mask", "masked_frame", "py_apply_mask", "py_masked_frame", "SPEEDUPS"]
@@ -44,16 +45,8 @@ def py_masked_frame(
     """
     if not 0 <= first_byte < 256:
         raise ValueError("first_byte must be in range(256)")
-    if len(mask) != 4:
-        raise ValueError("mask must contain 4 bytes")
-    n = len(payload)
-    if n < 126:
-        header = struct.pack("!BB", first_byte, 0x80 | n)
-    elif n < 65536:
-        header = struct.pack("!BBH", first_byte, 0x80 | 126, n)
-    else:
-        header = struct.pack("!BBQ", first_byte, 0x80 | 127, n)
-    return header + bytes(mask) + py_apply_mask(payload, mask)
+    masked = py_apply_mask(payload, mask)  # refuses a mask that is not 4 bytes
+    return serialize_header(first_byte, len(payload), bytes(mask)) + masked
 
 
 apply_mask: Callable[..., bytes]
