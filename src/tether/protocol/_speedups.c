@@ -548,6 +548,46 @@ repe_setup(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* A REPE header's fields, as repe_header() read them. */
+typedef struct {
+    uint64_t id, query_length, body_length;
+    unsigned int query_format, body_format, version;
+    uint32_t ec, reserved;
+    int notify;
+} RepeHeader;
+
+/* Read and check the header of a REPE v1 message held whole in p[0:size]: 1 when it is
+ * one (magic, version 1, at most max_size bytes unless max_size < 0, lengths adding up to
+ * size), else 0. */
+static int
+repe_header(const unsigned char *p, Py_ssize_t size, long long max_size, RepeHeader *h)
+{
+    if (size < 48) {
+        return 0;
+    }
+    uint64_t length = le_u64(p);
+    h->version = p[10];
+    h->notify = p[11] != 0;
+    h->reserved = le_u32(p + 12);
+    h->id = le_u64(p + 16);
+    h->query_length = le_u64(p + 24);
+    h->body_length = le_u64(p + 32);
+    h->query_format = le_u16(p + 40);
+    h->body_format = le_u16(p + 42);
+    h->ec = le_u32(p + 44);
+    if (le_u16(p + 8) != 0x1507 || h->version != 1) {
+        return 0;
+    }
+    if (max_size >= 0 && length > (uint64_t)max_size) {
+        return 0;
+    }
+    /* 48 + query_length + body_length must not overflow and must equal length. */
+    if (h->query_length > UINT64_MAX - 48 || h->body_length > UINT64_MAX - 48 - h->query_length) {
+        return 0;
+    }
+    return length == 48 + h->query_length + h->body_length && length == (uint64_t)size;
+}
+
 /* The checks and the Message of repe_decode(); None when the common case does not apply. */
 static PyObject *
 repe_fast(long long max_size, long long copy_limit, PyObject *data)
@@ -559,49 +599,25 @@ repe_fast(long long max_size, long long copy_limit, PyObject *data)
     if (!PyBytes_CheckExact(data)) {
         Py_RETURN_NONE;
     }
-    Py_ssize_t size = PyBytes_GET_SIZE(data);
-    if (size < 48) {
-        Py_RETURN_NONE;
-    }
     const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(data);
-    uint64_t length = le_u64(p);
-    unsigned int spec = le_u16(p + 8);
-    unsigned int version = p[10];
-    int notify = p[11] != 0;
-    uint32_t reserved = le_u32(p + 12);
-    uint64_t id = le_u64(p + 16);
-    uint64_t query_length = le_u64(p + 24);
-    uint64_t body_length = le_u64(p + 32);
-    unsigned int query_format = le_u16(p + 40);
-    unsigned int body_format = le_u16(p + 42);
-    uint32_t ec = le_u32(p + 44);
-    if (spec != 0x1507 || version != 1) {
+    RepeHeader h;
+    if (!repe_header(p, PyBytes_GET_SIZE(data), max_size, &h)) {
         Py_RETURN_NONE;
     }
-    if (max_size >= 0 && length > (uint64_t)max_size) {
-        Py_RETURN_NONE;
-    }
-    /* 48 + query_length + body_length must not overflow and must equal length. */
-    if (query_length > UINT64_MAX - 48 || body_length > UINT64_MAX - 48 - query_length) {
-        Py_RETURN_NONE;
-    }
-    if (length != 48 + query_length + body_length || length != (uint64_t)size) {
-        Py_RETURN_NONE;
-    }
-    if (copy_limit < 0 || body_length > (uint64_t)copy_limit) {
+    if (copy_limit < 0 || h.body_length > (uint64_t)copy_limit) {
         Py_RETURN_NONE;
     }
     PyObject *values[9] = {NULL};
-    values[0] = PyLong_FromUnsignedLongLong(id);
-    values[1] = PyBytes_FromStringAndSize((const char *)p + 48, (Py_ssize_t)query_length);
-    values[2] = PyBytes_FromStringAndSize((const char *)p + 48 + query_length,
-                                          (Py_ssize_t)body_length);
-    values[3] = PyLong_FromUnsignedLong(query_format);
-    values[4] = PyLong_FromUnsignedLong(body_format);
-    values[5] = PyLong_FromUnsignedLong((unsigned long)ec);
-    values[6] = Py_NewRef(notify ? Py_True : Py_False);
-    values[7] = PyLong_FromUnsignedLong(version);
-    values[8] = PyLong_FromUnsignedLong((unsigned long)reserved);
+    values[0] = PyLong_FromUnsignedLongLong(h.id);
+    values[1] = PyBytes_FromStringAndSize((const char *)p + 48, (Py_ssize_t)h.query_length);
+    values[2] = PyBytes_FromStringAndSize((const char *)p + 48 + h.query_length,
+                                          (Py_ssize_t)h.body_length);
+    values[3] = PyLong_FromUnsignedLong(h.query_format);
+    values[4] = PyLong_FromUnsignedLong(h.body_format);
+    values[5] = PyLong_FromUnsignedLong((unsigned long)h.ec);
+    values[6] = Py_NewRef(h.notify ? Py_True : Py_False);
+    values[7] = PyLong_FromUnsignedLong(h.version);
+    values[8] = PyLong_FromUnsignedLong((unsigned long)h.reserved);
     PyObject *message = NULL;
     for (int k = 0; k < 9; k++) {
         if (values[k] == NULL) {
@@ -692,20 +708,12 @@ field(PyObject *obj, uint64_t max, uint64_t *out)
     return 0;
 }
 
+/* A response in Glaze's shape whose body is the buffer of body_obj. */
 static PyObject *
-repe_encode_response(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+response_from(uint64_t id, PyObject *body_obj, uint64_t body_format, uint64_t ec)
 {
-    if (nargs < 3 || nargs > 4) {
-        PyErr_SetString(PyExc_TypeError, "encode_response() takes 3 or 4 arguments");
-        return NULL;
-    }
-    uint64_t id, body_format, ec = 0;
-    if (field(args[0], UINT64_MAX, &id) < 0 || field(args[2], 0xFFFF, &body_format) < 0 ||
-        (nargs == 4 && field(args[3], 0xFFFFFFFFu, &ec) < 0)) {
-        return NULL;
-    }
     Py_buffer body;
-    if (PyObject_GetBuffer(args[1], &body, PyBUF_SIMPLE) < 0) {
+    if (PyObject_GetBuffer(body_obj, &body, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
     PyObject *out = PyBytes_FromStringAndSize(NULL, 48 + body.len);
@@ -724,6 +732,210 @@ repe_encode_response(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyBuffer_Release(&body);
     return out;
 }
+
+static PyObject *
+repe_encode_response(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 3 || nargs > 4) {
+        PyErr_SetString(PyExc_TypeError, "encode_response() takes 3 or 4 arguments");
+        return NULL;
+    }
+    uint64_t id, body_format, ec = 0;
+    if (field(args[0], UINT64_MAX, &id) < 0 || field(args[2], 0xFFFF, &body_format) < 0 ||
+        (nargs == 4 && field(args[3], 0xFFFFFFFFu, &ec) < 0)) {
+        return NULL;
+    }
+    return response_from(id, args[1], body_format, ec);
+}
+
+/* PlainCalls(max_size, routes, codec): the server's path for a plain JSON call, one C
+ * call per request; rpc.repe.py_plain_call is the same in Python. Called with a request
+ * (bytes) it returns
+ *   - None when the request is not a plain call: not a bytes object holding one valid
+ *     REPE v1 message of at most max_size bytes (max_size < 0: no limit), a notify, an
+ *     ec, a query format other than JSON pointer (1), a body format other than JSON (2),
+ *     a path not in routes (bytes -> handler), a codec that is not [loads, dumps], or a
+ *     body that loads() refuses with an Exception. Nothing was called but loads.
+ *   - bytes: the response (ec 0, JSON body dumps(handler(loads(body))), Glaze's shape),
+ *     when the handler returned a value of a plain type (None, bool, int, float, str,
+ *     list, dict, tuple, bytes, exactly) that dumps() encoded;
+ *   - (result, None) when the handler returned anything else or dumps() raised an
+ *     Exception, (None, exc) when the handler raised the Exception exc: the caller
+ *     finishes the request. routes and codec are read at every call. */
+typedef struct {
+    PyObject_HEAD
+    long long max_size;
+    PyObject *routes;
+    PyObject *codec;
+    vectorcallfunc vectorcall;
+} PlainCallsObject;
+
+static PyObject *plain_vectorcall(PlainCallsObject *self, PyObject *const *args, size_t nargsf,
+                                  PyObject *kwnames);
+
+static PyObject *
+plain_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    long long max_size;
+    PyObject *routes, *codec;
+    if (!PyArg_ParseTuple(args, "LO!O!", &max_size, &PyDict_Type, &routes, &PyList_Type,
+                          &codec)) {
+        return NULL;
+    }
+    PlainCallsObject *self = (PlainCallsObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->max_size = max_size;
+    self->routes = Py_NewRef(routes);
+    self->codec = Py_NewRef(codec);
+    self->vectorcall = (vectorcallfunc)plain_vectorcall;
+    return (PyObject *)self;
+}
+
+static int
+plain_traverse(PlainCallsObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->routes);
+    Py_VISIT(self->codec);
+    return 0;
+}
+
+static int
+plain_clear(PlainCallsObject *self)
+{
+    Py_CLEAR(self->routes);
+    Py_CLEAR(self->codec);
+    return 0;
+}
+
+static void
+plain_dealloc(PlainCallsObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    plain_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The pending Exception as (first, second) = (None, exc) or (result, None); NULL, with the
+ * error still set, when it is not an Exception (KeyboardInterrupt and the like). */
+static PyObject *
+plain_outcome(PyObject *result)
+{
+    if (result == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            return NULL;
+        }
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        if (traceback != NULL) {
+            PyException_SetTraceback(value, traceback);
+        }
+        Py_XDECREF(type);
+        Py_XDECREF(traceback);
+        PyObject *pair = PyTuple_Pack(2, Py_None, value);
+        Py_DECREF(value);
+        return pair;
+    }
+    PyErr_Clear();
+    return PyTuple_Pack(2, result, Py_None);
+}
+
+static int
+plain_result_type(PyObject *result)
+{
+    PyTypeObject *t = Py_TYPE(result);
+    return result == Py_None || t == &PyBool_Type || t == &PyLong_Type || t == &PyFloat_Type ||
+           t == &PyUnicode_Type || t == &PyList_Type || t == &PyDict_Type ||
+           t == &PyTuple_Type || t == &PyBytes_Type;
+}
+
+static PyObject *
+plain_vectorcall(PlainCallsObject *self, PyObject *const *args, size_t nargsf,
+                 PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 1 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "PlainCalls takes one positional argument");
+        return NULL;
+    }
+    PyObject *data = args[0];
+    if (!PyBytes_CheckExact(data) || PyList_GET_SIZE(self->codec) != 2) {
+        Py_RETURN_NONE;
+    }
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(data);
+    RepeHeader h;
+    if (!repe_header(p, PyBytes_GET_SIZE(data), self->max_size, &h) || h.notify || h.ec != 0 ||
+        h.query_format != 1 || h.body_format != 2) {
+        Py_RETURN_NONE;
+    }
+    PyObject *query = PyBytes_FromStringAndSize((const char *)p + 48, (Py_ssize_t)h.query_length);
+    if (query == NULL) {
+        return NULL;
+    }
+    PyObject *func = PyDict_GetItemWithError(self->routes, query);  /* borrowed */
+    Py_DECREF(query);
+    if (func == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(func);
+    PyObject *loads = Py_NewRef(PyList_GET_ITEM(self->codec, 0));
+    PyObject *dumps = Py_NewRef(PyList_GET_ITEM(self->codec, 1));
+    PyObject *out = NULL, *value = NULL, *result = NULL, *body = NULL;
+    value = PyBytes_FromStringAndSize((const char *)p + 48 + h.query_length,
+                                      (Py_ssize_t)h.body_length);
+    if (value == NULL) {
+        goto done;
+    }
+    Py_SETREF(value, PyObject_CallOneArg(loads, value));
+    if (value == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_Exception)) {
+            PyErr_Clear();
+            out = Py_NewRef(Py_None);  /* the caller's path decodes it again and reports */
+        }
+        goto done;
+    }
+    result = PyObject_CallOneArg(func, value);
+    if (result == NULL) {
+        out = plain_outcome(NULL);
+        goto done;
+    }
+    if (!plain_result_type(result)) {
+        out = plain_outcome(result);
+        goto done;
+    }
+    body = PyObject_CallOneArg(dumps, result);
+    if (body == NULL) {
+        out = PyErr_ExceptionMatches(PyExc_Exception) ? plain_outcome(result) : NULL;
+        goto done;
+    }
+    out = response_from(h.id, body, 2, 0);
+done:
+    Py_XDECREF(body);
+    Py_XDECREF(result);
+    Py_XDECREF(value);
+    Py_DECREF(dumps);
+    Py_DECREF(loads);
+    Py_DECREF(func);
+    return out;
+}
+
+static PyTypeObject PlainCallsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tether.protocol._speedups.PlainCalls",
+    .tp_doc = "PlainCalls(max_size, routes, codec): plain JSON calls answered in one C call.",
+    .tp_basicsize = sizeof(PlainCallsObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(PlainCallsObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_new = plain_new,
+    .tp_dealloc = (destructor)plain_dealloc,
+    .tp_traverse = (traverseproc)plain_traverse,
+    .tp_clear = (inquiry)plain_clear,
+};
 
 /* RFC 7230 3.2.6 tchar. */
 static int
@@ -1321,7 +1533,8 @@ PyInit__speedups(void)
     if (str_receive_more == NULL || str_send_data == NULL) {
         return NULL;
     }
-    if (PyType_Ready(&PayloadType) < 0 || PyType_Ready(&ProtocolCoreType) < 0) {
+    if (PyType_Ready(&PayloadType) < 0 || PyType_Ready(&ProtocolCoreType) < 0 ||
+        PyType_Ready(&PlainCallsType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
@@ -1335,7 +1548,8 @@ PyInit__speedups(void)
         return NULL;
     }
     if (PyModule_AddObjectRef(module, "Payload", (PyObject *)&PayloadType) < 0 ||
-        PyModule_AddObjectRef(module, "ProtocolCore", (PyObject *)&ProtocolCoreType) < 0) {
+        PyModule_AddObjectRef(module, "ProtocolCore", (PyObject *)&ProtocolCoreType) < 0 ||
+        PyModule_AddObjectRef(module, "PlainCalls", (PyObject *)&PlainCallsType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -1,3 +1,5 @@
+from typing import Any
+
 def apply_mask(
     data: bytes | bytearray | memoryview, mask: bytes | bytearray | memoryview, offset: int = 0
 ) -> bytes: ...
@@ -17,6 +19,11 @@ def repe_decode(max_size: int, copy_limit: int, *args: object) -> object | None:
 def repe_encode_response(
     id: int, body: bytes | bytearray | memoryview, body_format: int, ec: int = 0
 ) -> bytes: ...
+
+class PlainCalls:
+    def __init__(self, max_size: int, routes: dict[bytes, Any], codec: list[Any], /) -> None: ...
+    def __call__(self, data: object, /) -> bytes | tuple[Any, Exception | None] | None: ...
+
 def scan_head(head: bytes) -> tuple[bytes, dict[bytes, bytes]] | None: ...
 
 class Payload:

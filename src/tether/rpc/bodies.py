@@ -37,6 +37,7 @@ __all__ = [
     "encode_body",
     "encode_json_body",
     "json_library",
+    "plain_codec",
     "use_json_library",
 ]
 
@@ -94,6 +95,8 @@ def _load_library(name: str) -> tuple[_Dumps, _Loads]:
 _library = "json"
 _dumps: _Dumps | None = None
 _loads: _Loads | None = None
+# [loads, dumps] of the library in use, changed in place: see plain_codec().
+_codec: list[Any] = [_stdlib_loads, _stdlib_dumps]
 
 
 def use_json_library(name: str) -> None:
@@ -108,9 +111,22 @@ def use_json_library(name: str) -> None:
     global _library, _dumps, _loads
     if name == "json":
         _library, _dumps, _loads = name, None, None
+        _codec[:] = [_stdlib_loads, _stdlib_dumps]
     else:
         _dumps, _loads = _load_library(name)
         _library = name
+        _codec[:] = [_loads, _dumps]
+
+
+def plain_codec() -> list[Any]:
+    """The ``[loads, dumps]`` pair of the JSON library in use, for the plain-call path.
+
+    The same list object on every call, updated in place by :func:`use_json_library`.
+    Either function may refuse a value that :func:`decode_json_body` or
+    :func:`encode_json_body` still handles (they fall back on the standard library):
+    a refusal sends the call down the general path, which decides.
+    """
+    return _codec
 
 
 def json_library() -> str:

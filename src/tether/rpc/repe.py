@@ -24,7 +24,7 @@ import functools
 import os
 import struct
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeAlias
 
 from ..exceptions import TetherError
 from ..types import BytesLike
@@ -33,6 +33,7 @@ from ..types import BytesLike
 _c_decode: Callable[[int, int, Any], Any] | None = None
 _c_setup: Callable[[type, tuple[str, ...]], None] | None = None
 _c_encode_response: Callable[..., bytes] | None = None
+_c_plain_calls: Callable[[int, dict[bytes, Any], list[Any]], Callable[[Any], Any]] | None = None
 if os.environ.get("TETHER_NO_SPEEDUPS") != "1":
     try:
         from ..protocol import _speedups
@@ -41,6 +42,7 @@ if os.environ.get("TETHER_NO_SPEEDUPS") != "1":
     else:
         _c_decode, _c_setup = _speedups.repe_decode, _speedups.repe_setup
         _c_encode_response = _speedups.repe_encode_response
+        _c_plain_calls = _speedups.PlainCalls
 
 _I64_LIMIT = 1 << 63
 
@@ -64,6 +66,7 @@ __all__ = [
     "escape_segment",
     "join_pointer",
     "notify_message",
+    "plain_calls",
     "quick_decoder",
     "split_pointer",
     "unescape_segment",
@@ -659,6 +662,81 @@ def py_encode_response(id: int, body: BytesLike, body_format: int, ec: int = 0) 
 
 
 encode_response = py_encode_response if _c_encode_response is None else _c_encode_response
+
+PLAIN_RESULT_TYPES = frozenset({type(None), bool, int, float, str, list, dict, tuple, bytes})
+"""The result types a plain call encodes itself (exact types: never awaitable)."""
+
+PlainOutcome: TypeAlias = "bytes | tuple[Any, Exception | None] | None"
+"""What a plain call returns; see :func:`py_plain_call`."""
+
+_JSON_BODY = 2
+
+
+def py_plain_call(
+    max_size: int, routes: dict[bytes, Callable[[Any], Any]], codec: list[Any], data: Any
+) -> PlainOutcome:
+    """Answer a plain JSON call in one step: the server's per-request path.
+
+    A plain call is a request (not a notify, ec 0) in a :class:`bytes` object holding
+    one valid version 1 message of at most ``max_size`` bytes (``max_size < 0``: no
+    limit), with a JSON pointer query that is a key of ``routes`` and a JSON body that
+    ``codec[0]`` (loads) decodes. Then the handler ``routes[query]`` is called with the
+    value, and the result:
+
+    * ``bytes``: the response (ec 0, JSON body ``codec[1](result)``, empty raw query)
+      when the result is of one of :data:`PLAIN_RESULT_TYPES` and dumps encoded it;
+    * ``(result, None)``: any other result, or dumps raised; ``(None, exc)``: the
+      handler raised ``exc``. The caller finishes the request.
+
+    ``None`` when the request is not a plain call, or ``codec`` is not ``[loads,
+    dumps]``, or loads raised: nothing but loads ran; the caller's general path decodes
+    the message and reports what is wrong with it. Exceptions that are not
+    :class:`Exception` subclasses propagate. ``routes`` and ``codec`` are read on every
+    call. The C accelerator's ``PlainCalls`` (see :func:`plain_calls`) gives the same
+    results.
+    """
+    if type(data) is not bytes or len(codec) != 2 or len(data) < HEADER_SIZE:
+        return None
+    (length, spec, version, notify, _, id, query_length, body_length, query_format,
+     body_format, ec) = _unpack_header(data)  # fmt: skip
+    if spec != SPEC_MAGIC or version != VERSION or notify or ec:
+        return None
+    if query_format != QueryFormat.JSON_POINTER or body_format != _JSON_BODY:
+        return None
+    if (0 <= max_size < length) or length != len(data):
+        return None
+    body_start = HEADER_SIZE + query_length
+    if body_start + body_length != length:
+        return None
+    func = routes.get(data[HEADER_SIZE:body_start])
+    if func is None:
+        return None
+    loads, dumps = codec
+    try:
+        value = loads(data[body_start:])
+    except Exception:
+        return None
+    try:
+        result = func(value)
+    except Exception as exc:
+        return (None, exc)
+    if type(result) not in PLAIN_RESULT_TYPES:
+        return (result, None)
+    try:
+        body = dumps(result)
+    except Exception:
+        return (result, None)
+    return py_encode_response(id, body, _JSON_BODY)
+
+
+def plain_calls(
+    max_size: int | None, routes: dict[bytes, Callable[[Any], Any]], codec: list[Any]
+) -> Callable[[Any], PlainOutcome]:
+    """:func:`py_plain_call` bound to its tables: one C call per request when built."""
+    limit = -1 if max_size is None else max_size
+    if _c_plain_calls is not None and limit < _I64_LIMIT:
+        return _c_plain_calls(limit, routes, codec)
+    return functools.partial(py_plain_call, limit, routes, codec)
 
 
 def notify_message(path: str, body: BytesLike, body_format: int) -> Message:

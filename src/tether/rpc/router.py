@@ -41,18 +41,21 @@ from typing import Any, TypeVar
 from ..types import BytesLike
 from . import beve
 from ._convert import ConversionError, Converter, converter_for, to_builtins
-from .bodies import decode_body, decode_json_body, encode_body, encode_json_body
+from .bodies import decode_body, decode_json_body, encode_body, encode_json_body, plain_codec
 from .context import CallContext
 from .errors import RpcError
 from .repe import (
+    PLAIN_RESULT_TYPES,
     VERSION,
     BodyFormat,
     ErrorCode,
     Message,
+    PlainOutcome,
     QueryFormat,
     RepeError,
     encode_response,
     error_response,
+    plain_calls,
     split_pointer,
 )
 
@@ -93,9 +96,6 @@ HANDLER_PANICKED = "handler panicked"
 """Body of the ec 9 answer to a crashed handler (spec section 3.5, verbatim)."""
 
 _KINDS = ("json", "typed", "raw")
-
-# Results that are never awaitable: no inspect.isawaitable() call for them.
-_PLAIN_RESULTS = frozenset({type(None), bool, int, float, str, list, dict, tuple, bytes})
 
 
 @dataclasses.dataclass(slots=True)
@@ -164,6 +164,8 @@ class Router:
     def __init__(self) -> None:
         self._routes: dict[str, Route] = {}
         self._by_query: dict[bytes, Route] = {}
+        # Handlers of plain calls by query: see plain_calls().
+        self._plain: dict[bytes, Callable[[Any], Any]] = {}
         self._middleware: list[Middleware] = []
 
     # Registration
@@ -218,6 +220,8 @@ class Router:
         )
         self._routes[path] = route
         self._by_query[path.encode()] = route
+        if _plain_route(route) and not self._middleware:
+            self._plain[path.encode()] = func
         return route
 
     def add_json(
@@ -281,6 +285,7 @@ class Router:
         the handler's task for off-reader ones), after the path was found.
         """
         self._middleware.append(middleware)
+        self._plain.clear()  # every call goes through the chain now
 
     def middleware(self, middleware: Middleware) -> Middleware:
         """Decorator form of :meth:`add_middleware`."""
@@ -455,8 +460,55 @@ class Router:
                 result = route.func(*self._arguments(route, message, ctx))
         except Exception as exc:
             return _encoded(self._error_reply(exc, message, ctx, report))
-        result_type = type(result)
-        if result_type not in _PLAIN_RESULTS:
+        return self._settle(route, message, ctx, report, result, plain_json)
+
+    def plain_calls(self, max_size: int | None) -> Callable[[Any], PlainOutcome]:
+        """The server's one-step path for plain calls to this router's json handlers.
+
+        Returns :func:`~tether.rpc.repe.plain_calls` over the sync json handlers that
+        take just the body (not blocking, no context) while no middleware is added, with
+        the JSON library in use: called with a received message, it answers a request
+        that needs nothing else, or returns ``None`` (use :meth:`lookup` and
+        :meth:`call`) or an outcome for :meth:`complete`. Routes added later are seen.
+        """
+        return plain_calls(max_size, self._plain, plain_codec())
+
+    def complete(
+        self,
+        message: Message,
+        outcome: tuple[Any, Exception | None],
+        ctx: CallContext | ContextFactory,
+        report: CrashReporter | None = None,
+    ) -> bytes | Awaitable[bytes | None] | None:
+        """Finish a plain call that :meth:`plain_calls` could not answer by itself.
+
+        Args:
+            message: the request, decoded.
+            outcome: ``(result, None)`` or ``(None, exception)`` from the plain call.
+            ctx: as for :meth:`call`.
+            report: called with any exception answered as a crash.
+
+        Returns:
+            As :meth:`call`.
+        """
+        result, exc = outcome
+        if exc is not None:
+            return _encoded(self._error_reply(exc, message, ctx, report))
+        route = self.lookup(message)
+        return self._settle(route, message, ctx, report, result, False)
+
+    def _settle(
+        self,
+        route: Route,
+        message: Message,
+        ctx: CallContext | ContextFactory,
+        report: CrashReporter | None,
+        result: Any,
+        plain_json: bool,
+    ) -> bytes | Awaitable[bytes | None] | None:
+        # A handler's result: await it, or encode it (directly when plain_json). Results
+        # of the plain types are never awaitable: no inspect.isawaitable() call for them.
+        if type(result) not in PLAIN_RESULT_TYPES:
             if inspect.isawaitable(result):
                 return self._finish(route, message, _context(ctx, message), report, result)
         elif plain_json and not message.notify:
@@ -519,7 +571,7 @@ class Router:
                 raise TypeError(f"raw handler must return bytes, got {type(body).__name__}")
             return body, int(fmt)
         fmt = _BEVE if message.body_format == _BEVE else _JSON
-        if type(result) not in _PLAIN_RESULTS:
+        if type(result) not in PLAIN_RESULT_TYPES:
             result = to_builtins(result)
         try:
             return encode_body(result, fmt), fmt
@@ -547,6 +599,15 @@ class Router:
         if message.notify:
             return None
         return error_response(message, code, text)
+
+
+def _plain_route(route: Route) -> bool:
+    # A handler that plain_calls() may run: func(value) with nothing to await.
+    return (
+        route.kind == "json"
+        and route.takes_body
+        and not (route.blocking or route.context or route.is_async)
+    )
 
 
 def _context(ctx: CallContext | ContextFactory, message: Message) -> CallContext:

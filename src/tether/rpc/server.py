@@ -425,6 +425,7 @@ class _Connection:
         self._started: Coroutine[Any, Any, None] | None = None
         self._max_size = server.max_message_size
         self._quick_decode = quick_decoder(self._max_size)
+        self._plain = self.router.plain_calls(self._max_size)
         self._context = functools.partial(
             context_for, peer=self.peer, token=self.cancel, info=self.info
         )
@@ -537,10 +538,17 @@ class _Connection:
         """
         if type(data) is not bytes:
             return False
-        message = self._quick_decode(data)
-        if message is None:
-            return False  # malformed: the reader decodes it again and reports it
-        pending = self._dispatch(message)
+        # A plain call is answered in one step; anything else takes the general path.
+        outcome = self._plain(data)
+        if outcome is None:
+            message = self._quick_decode(data)
+            if message is None:
+                return False  # malformed: the reader decodes it again and reports it
+            pending = self._dispatch(message)
+        elif isinstance(outcome, bytes):
+            pending = self._deliver(outcome)
+        else:
+            pending = self._complete(data, outcome)
         if pending is None:
             return True
         self._started = pending
@@ -561,15 +569,37 @@ class _Connection:
             return self._respond(message.id, error_response(message, exc.ec, str(exc)))
         if route.blocking:
             return self._dispatch_offreader(route, message, self._context(message))
-        response = router.call(route, message, self._context, self._report_crash)
+        return self._answer(
+            message.id, router.call(route, message, self._context, self._report_crash)
+        )
+
+    def _complete(
+        self, data: bytes, outcome: tuple[Any, Exception | None]
+    ) -> Coroutine[Any, Any, None] | None:
+        # A plain call whose handler raised or returned what the plain path leaves to
+        # the router (a coroutine, a dataclass...). The request is valid: it parsed.
+        message = decode(data)
+        return self._answer(
+            message.id, self.router.complete(message, outcome, self._context, self._report_crash)
+        )
+
+    def _answer(
+        self, id: int, response: bytes | Awaitable[bytes | None] | None
+    ) -> Coroutine[Any, Any, None] | None:
         if isinstance(response, bytes):
-            limit = self._frame_limit
-            if (limit is None or len(response) <= limit) and self._write_now(response):
-                return None  # written: nothing queued ahead, the socket keeps up
-            return self._respond(message.id, response)
+            return self._deliver(response, id)
         if response is None:
             return None
-        return self._respond_later(message.id, response)
+        return self._respond_later(id, response)
+
+    def _deliver(self, response: bytes, id: int | None = None) -> Coroutine[Any, Any, None] | None:
+        """Write a response now when nothing is queued ahead and the socket keeps up."""
+        limit = self._frame_limit
+        if (limit is None or len(response) <= limit) and self._write_now(response):
+            return None
+        if id is None:
+            id = int.from_bytes(response[16:24], "little")  # the header's id field
+        return self._respond(id, response)
 
     async def _respond_later(self, id: int, pending: Awaitable[bytes | None]) -> None:
         response = await pending
