@@ -901,3 +901,266 @@ def test_response_encoders_refuse_the_same_fields(id, body_format, ec):
     for encode in _both_encoders():
         with pytest.raises(struct.error):
             encode(id, b"{}", body_format, ec)
+
+
+# Plain calls: the C PlainCalls against its pure-Python twin, py_plain_call.
+
+
+def test_plain_calls_are_one_c_call_unless_turned_off():
+    turned_off = os.environ.get("TETHER_NO_SPEEDUPS") == "1"
+    caller = repe.plain_calls(None, {}, [])
+    assert isinstance(caller, functools.partial) == turned_off
+    # A limit the C type cannot hold: the twin.
+    assert isinstance(repe.plain_calls(1 << 63, {}, []), functools.partial)
+
+
+def _plain_callers(max_size, routes, codec):
+    callers = [functools.partial(repe.py_plain_call, max_size, routes, codec)]
+    if repe._c_plain_calls is not None:
+        callers.append(repe._c_plain_calls(max_size, routes, codec))
+    return callers
+
+
+class _Log:
+    """Handlers and a codec that record what they were called with."""
+
+    def __init__(self, result=None, raises=None, loads_raises=None, dumps_raises=None):
+        self.calls = []
+        self.result, self.raises = result, raises
+        self.loads_raises, self.dumps_raises = loads_raises, dumps_raises
+
+    def handler(self, value):
+        self.calls.append(("handler", value))
+        if self.raises is not None:
+            raise self.raises
+        return value if self.result is None else self.result
+
+    def loads(self, data):
+        self.calls.append(("loads", data))
+        if self.loads_raises is not None:
+            raise self.loads_raises
+        return bytes(data).decode("latin-1")
+
+    def dumps(self, value):
+        self.calls.append(("dumps", value))
+        if self.dumps_raises is not None:
+            raise self.dumps_raises
+        return repr(value).encode()
+
+
+def _plain_outcome(caller, data):
+    try:
+        out = caller(data)
+    except BaseException as exc:
+        return ("raised", type(exc), exc.args)
+    if isinstance(out, tuple):
+        result, exc = out
+        if exc is not None:
+            assert result is None
+            assert exc.__traceback__ is not None
+            return ("failed", type(exc), exc.args)
+        return ("result", type(result), result)
+    return ("out", out)
+
+
+def _run_plain(max_size, data, paths=(b"/a", b"/b/c", b""), **log_options):
+    """The outcome and the calls made, for each implementation; all must agree."""
+    seen = []
+    for index in range(1 + (repe._c_plain_calls is not None)):
+        log = _Log(**log_options)
+        routes = dict.fromkeys(paths, log.handler)
+        caller = _plain_callers(max_size, routes, [log.loads, log.dumps])[index]
+        seen.append((_plain_outcome(caller, data), log.calls))
+    assert all(item == seen[0] for item in seen)
+    return seen[0]
+
+
+def _call(id=7, query=b"/a", body=b"[1]", **fields):
+    fields.setdefault("query_format", 1)
+    fields.setdefault("body_format", 2)
+    return Message(id=id, query=query, body=body, **fields).encode()
+
+
+def test_a_plain_call_answers_with_the_encoded_result():
+    (outcome, calls) = _run_plain(-1, _call(id=2**64 - 1, body=b"xyz"))
+    assert outcome == ("out", repe.py_encode_response(2**64 - 1, b"'xyz'", 2))
+    assert calls == [("loads", b"xyz"), ("handler", "xyz"), ("dumps", "xyz")]
+    response = repe.decode(outcome[1])
+    assert (response.id, response.body, response.body_format, response.ec) == (
+        2**64 - 1,
+        b"'xyz'",
+        2,
+        0,
+    )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _call(notify=True),
+        _call(ec=5),
+        _call(query_format=0),
+        _call(body_format=1),
+        _call(body_format=3),
+        _call(query=b"/missing"),
+        _call(version=2),
+        _call()[:-1],
+        _call() + b"x",
+        b"",
+        b"\x00" * 47,
+    ],
+    ids=[
+        "notify",
+        "ec",
+        "raw-query",
+        "beve-body",
+        "utf8-body",
+        "unknown-path",
+        "version",
+        "short",
+        "long",
+        "empty",
+        "header-only",
+    ],
+)
+def test_what_is_not_a_plain_call_is_left_untouched(data):
+    assert _run_plain(-1, data) == (("out", None), [])
+
+
+def test_only_bytes_objects_are_plain_calls():
+    data = _call()
+    for wrapped in (bytearray(data), memoryview(data), "text"):
+        assert _run_plain(-1, wrapped) == (("out", None), [])
+
+
+@pytest.mark.parametrize(("max_size", "plain"), [(-1, True), (0, False), (52, False), (53, True)])
+def test_plain_calls_respect_the_size_limit(max_size, plain):
+    data = _call(body=b"[1]")  # 53 bytes
+    (outcome, _) = _run_plain(max_size, data)
+    assert (outcome != ("out", None)) == plain
+
+
+def test_a_codec_that_is_not_a_pair_is_never_called():
+    data = _call()
+    for codec in ([], [len], [len, len, len]):
+        for caller in _plain_callers(-1, {b"/a": len}, codec):
+            assert caller(data) is None
+
+
+def test_the_tables_are_read_at_every_call():
+    log = _Log()
+    routes = {}
+    codec = []
+    data = _call(body=b"q")
+    for caller in _plain_callers(-1, routes, codec):
+        routes.clear()
+        codec.clear()
+        assert caller(data) is None
+        routes[b"/a"] = log.handler
+        assert caller(data) is None  # no codec yet
+        codec.extend([log.loads, log.dumps])
+        assert caller(data) == repe.py_encode_response(7, b"'q'", 2)
+
+
+def test_a_body_that_loads_refuses_goes_the_general_way():
+    (outcome, calls) = _run_plain(-1, _call(body=b"bad"), loads_raises=ValueError("bad"))
+    assert outcome == ("out", None)
+    assert calls == [("loads", b"bad")]
+
+
+def test_a_crashed_handler_comes_back_with_its_exception():
+    (outcome, calls) = _run_plain(-1, _call(), raises=KeyError("boom"))
+    assert outcome == ("failed", KeyError, ("boom",))
+    assert [name for name, _ in calls] == ["loads", "handler"]
+
+
+@pytest.mark.parametrize("where", ["loads", "handler", "dumps"])
+def test_exceptions_that_are_not_errors_propagate(where):
+    option = {"loads": "loads_raises", "handler": "raises", "dumps": "dumps_raises"}[where]
+    (outcome, _) = _run_plain(-1, _call(), **{option: KeyboardInterrupt("stop")})
+    assert outcome == ("raised", KeyboardInterrupt, ("stop",))
+
+
+class _Special(dict):
+    pass
+
+
+@pytest.mark.parametrize(
+    "result",
+    [_Special(a=1), ErrorCode.PARSE_ERROR, QueryFormat.RAW, True.__class__.__mro__, object()],
+    ids=["dict-subclass", "int-enum", "int-enum-2", "tuple-of-types", "object"],
+)
+def test_results_of_other_types_are_left_to_the_caller(result):
+    (outcome, calls) = _run_plain(-1, _call(), result=result)
+    if type(result) is tuple:
+        assert outcome[0] == "out"  # an exact tuple is plain
+        return
+    assert outcome == ("result", type(result), result)
+    assert [name for name, _ in calls] == ["loads", "handler"]
+
+
+@pytest.mark.parametrize(
+    "result", [True, 0, -(2**70), 1.5, "s", [1], {"k": [None]}, (1, 2), b"raw"]
+)
+def test_results_of_the_plain_types_are_encoded(result):
+    (outcome, calls) = _run_plain(-1, _call(), result=result)
+    assert outcome == ("out", repe.py_encode_response(7, repr(result).encode(), 2))
+    assert calls[-1] == ("dumps", result)
+
+
+def test_a_result_that_dumps_refuses_is_left_to_the_caller():
+    (outcome, calls) = _run_plain(-1, _call(), result=[1], dumps_raises=TypeError("no"))
+    assert outcome == ("result", list, [1])
+    assert [name for name, _ in calls] == ["loads", "handler", "dumps"]
+
+
+def test_dumps_must_give_bytes_like_objects():
+    data = _call()
+    for body, expected in ((bytearray(b"[1]"), b"[1]"), (memoryview(b"[2]"), b"[2]")):
+        for caller in _plain_callers(-1, {b"/a": len}, [bytes, lambda v, b=body: b]):
+            assert caller(data) == repe.py_encode_response(7, expected, 2)
+    for caller in _plain_callers(-1, {b"/a": len}, [bytes, str]):
+        with pytest.raises(TypeError):
+            caller(data)
+
+
+@given(
+    message=wire_messages,
+    path=st.sampled_from([b"/a", b"/b/c", b"", b"/z"]),
+    flips=st.lists(st.tuples(st.integers(0, 47), st.integers(0, 255)), max_size=2),
+    plain=st.booleans(),
+    max_size=st.sampled_from([-1, 0, 48, 64, 100, 5000]),
+)
+def test_c_plain_calls_match_python(message, path, flips, plain, max_size):
+    if plain:
+        message = dataclasses.replace(
+            message, query=path, query_format=1, body_format=2, ec=0, notify=False, version=1
+        )
+    data = bytearray(message.encode())
+    for index, value in flips:
+        data[index] = value
+    _run_plain(max_size, bytes(data))  # asserts that both agree
+
+
+def test_plain_calls_refuse_bad_arguments():
+    from tether.protocol._speedups import PlainCalls
+
+    with pytest.raises(TypeError):
+        PlainCalls(-1, [], [])
+    with pytest.raises(TypeError):
+        PlainCalls(-1, {}, ())
+    caller = PlainCalls(-1, {}, [])
+    with pytest.raises(TypeError, match="one positional argument"):
+        caller()
+    with pytest.raises(TypeError, match="one positional argument"):
+        caller(b"", data=b"")
+
+
+def test_plain_calls_take_part_in_garbage_collection():
+    import gc
+
+    from tether.protocol._speedups import PlainCalls
+
+    routes, codec = {}, []
+    caller = PlainCalls(-1, routes, codec)
+    assert all(any(item is ref for ref in gc.get_referents(caller)) for item in (routes, codec))

@@ -7,7 +7,7 @@ import json
 import pytest
 from vectors import REPE_VECTORS
 
-from tether.rpc import beve
+from tether.rpc import beve, bodies
 from tether.rpc.context import CallContext, CancelToken, context_for
 from tether.rpc.errors import ApplicationError, RpcError
 from tether.rpc.repe import BodyFormat, ErrorCode, Message, RepeError, decode
@@ -269,6 +269,42 @@ class Point:
     y: int
 
 
+def _call_router():
+    router = Router()
+    router.json("/echo")(lambda value: value)
+    router.json("/list_of_object")(lambda value: [object()])
+    router.json("/dataclass")(lambda value: Point(value, 2))
+    router.json("/ctx", context=True)(lambda ctx, value: [ctx.id, value])
+    router.json("/nobody")(lambda: "none")
+    router.json("/missing_body")(lambda value: value)
+    router.json("/not_finite")(lambda value: [float("nan"), float("-inf"), value])
+    router.json("/big_int")(lambda value: [2**80, -(2**70)])
+    router.json("/int_keys")(lambda value: {1: value, "b": [Point(1, 2)]})
+
+    async def later(value):
+        return [value]
+
+    router.json("/coroutine")(lambda value: later(value))
+
+    @router.json("/fails")
+    def fails(value):
+        raise ApplicationError(4100, "no")
+
+    @router.json("/crash")
+    def crash(value):
+        raise KeyError(value)
+
+    return router
+
+
+def _call_message(path, value, notify):
+    if isinstance(value, bytes):
+        message = request(path, value, BodyFormat.JSON if value else BodyFormat.RAW)
+    else:
+        message = request(path, value, notify=notify, id=77)
+    return dataclasses.replace(message, notify=notify)
+
+
 CALL_CASES = [
     ("/echo", [1, "a", None]),
     ("/echo", {"nested": [1.5, True]}),
@@ -280,7 +316,27 @@ CALL_CASES = [
     ("/ctx", 1),
     ("/nobody", 1),
     ("/missing_body", b""),
+    ("/echo", b"NaN"),
+    ("/echo", b"[1,"),
+    ("/not_finite", 1),
+    ("/big_int", 1),
+    ("/int_keys", 1),
+    ("/coroutine", 1),
 ]
+
+# Routes in the router's plain-call table: sync json handlers of one body argument.
+PLAIN_PATHS = {
+    "/echo",
+    "/list_of_object",
+    "/dataclass",
+    "/missing_body",
+    "/not_finite",
+    "/big_int",
+    "/int_keys",
+    "/coroutine",
+    "/fails",
+    "/crash",
+}
 
 
 @pytest.mark.parametrize("lazy", [False, True])
@@ -289,27 +345,8 @@ CALL_CASES = [
 async def test_call_gives_the_bytes_of_handle(path, value, notify, lazy):
     # Router.call (the server's synchronous path, with a shortcut for JSON bodies)
     # and Router.handle must answer every request alike.
-    router = Router()
-    router.json("/echo")(lambda value: value)
-    router.json("/list_of_object")(lambda value: [object()])
-    router.json("/dataclass")(lambda value: Point(value, 2))
-    router.json("/ctx", context=True)(lambda ctx, value: [ctx.id, value])
-    router.json("/nobody")(lambda: "none")
-    router.json("/missing_body")(lambda value: value)
-
-    @router.json("/fails")
-    def fails(value):
-        raise ApplicationError(4100, "no")
-
-    @router.json("/crash")
-    def crash(value):
-        raise KeyError(value)
-
-    if isinstance(value, bytes):
-        message = request(path, value, BodyFormat.JSON if value else BodyFormat.RAW)
-    else:
-        message = request(path, value, notify=notify, id=77)
-    message = dataclasses.replace(message, notify=notify)
+    router = _call_router()
+    message = _call_message(path, value, notify)
     reported = []
     made = []
 
@@ -342,3 +379,108 @@ def test_context_for_matches_the_constructor(info):
         assert getattr(fast, name) == getattr(built, name)
     token.cancel()
     assert fast.cancelled
+
+
+@pytest.mark.parametrize("library", ["json", "msgspec"])
+@pytest.mark.parametrize("notify", [False, True])
+@pytest.mark.parametrize(("path", "value"), CALL_CASES)
+async def test_plain_calls_give_the_bytes_of_handle(path, value, notify, library):
+    # The server's one-step path (plain_calls, then complete or the general path) must
+    # answer every request as Router.handle does, with either JSON library.
+    previous = bodies.json_library()
+    bodies.use_json_library(library)
+    try:
+        router = _call_router()
+        message = _call_message(path, value, notify)
+        data = message.encode()
+        reported = []
+
+        def report(exc, ctx):
+            reported.append(exc)
+
+        outcome = router.plain_calls(None)(data)
+        plain = (
+            path in PLAIN_PATHS
+            and message.body_format == BodyFormat.JSON
+            and not notify
+            and value not in (b"NaN", b"[1,", b"not json")  # refused by msgspec, or both
+        )
+        if library == "json" and value == b"NaN":
+            plain = path in PLAIN_PATHS and not notify  # the standard library reads NaN
+        assert (outcome is not None) == plain
+        if outcome is None:
+            try:
+                route = router.lookup(message)
+            except RepeError:
+                called = None  # handle() answers the unknown path; not in these cases
+            else:
+                called = router.call(route, message, CallContext, report)
+        elif isinstance(outcome, bytes):
+            called = outcome
+        else:
+            called = router.complete(decode(data), outcome, CallContext, report)
+        if inspect.isawaitable(called):
+            called = await called
+        expected = await router.handle(message, report=report)
+        assert called == (None if expected is None else expected.encode())
+        assert len(reported) in (0, 2)
+        assert len({type(exc) for exc in reported}) == len(reported) // 2
+    finally:
+        bodies.use_json_library(previous)
+
+
+def test_the_plain_call_table_holds_only_plain_routes():
+    router = Router()
+    router.json("/plain")(lambda value: value)
+    router.json("/blocking", blocking=True)(lambda value: value)
+    router.json("/context", context=True)(lambda ctx, value: value)
+    router.json("/nobody")(lambda: 1)
+    router.typed("/typed")(lambda value: value)
+    router.raw("/raw")(lambda message: b"")
+
+    async def coroutine(value):
+        return value
+
+    router.json("/async")(coroutine)
+    sub = Router()
+    sub.json("/leaf")(lambda value: [value])
+    router.mount("/sub", sub)
+    plain = router.plain_calls(None)
+    answered = {
+        path for path in router.routes if isinstance(plain(request(path, [1]).encode()), bytes)
+    }
+    assert answered == {"/plain", "/sub/leaf"}
+    # Routes added later are seen by the same caller.
+    router.json("/later")(lambda value: value)
+    assert plain(request("/later", [2], id=3).encode()) == request_response(3, b"[2]")
+    # A middleware sends every call through the chain, now and for later routes.
+
+    async def middleware(ctx, message, call_next):
+        return await call_next(ctx, message)
+
+    router.add_middleware(middleware)
+    router.json("/after")(lambda value: value)
+    for path in router.routes:
+        assert plain(request(path, [1]).encode()) is None
+
+
+def test_plain_calls_follow_the_json_library():
+    previous = bodies.json_library()
+    router = Router()
+    router.json("/echo")(lambda value: value)
+    try:
+        bodies.use_json_library("json")
+        plain = router.plain_calls(100)
+        data = request("/echo", b"NaN", BodyFormat.JSON).encode()
+        assert plain(data) == request_response(1, b"null")  # read by json, written as null
+        bodies.use_json_library("msgspec")
+        assert plain(data) is None  # msgspec refuses NaN: the general path decides
+        big = request("/echo", list(range(40))).encode()
+        assert len(big) > 100
+        assert plain(big) is None  # over the size limit
+    finally:
+        bodies.use_json_library(previous)
+
+
+def request_response(id, body):
+    return Message(id, b"", body, query_format=0, body_format=BodyFormat.JSON).encode()

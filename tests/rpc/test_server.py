@@ -477,3 +477,45 @@ async def test_a_request_begun_in_the_read_callback_is_dropped_cleanly_on_abort(
         assert begun[0].cr_frame is None  # finished
     finally:
         await rpc.shutdown(1.0)
+
+
+async def test_plain_calls_answer_crashes_results_and_awaitables_alike():
+    # Sync JSON handlers of one argument are answered in one step (Router.plain_calls);
+    # what that step leaves (a crash, a result it does not encode, an awaitable) is
+    # finished by the router, with the same answers as the general path.
+    import dataclasses
+
+    from tether.protocol._speedups import PlainCalls
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    async def later(value):
+        return {"later": value}
+
+    router = Router()
+    router.add_json("/echo", lambda value: value)
+    router.add_json("/crash", lambda value: 1 / 0)
+    router.add_json("/point", lambda value: Point(value))
+    router.add_json("/deferred", lambda value: later(value))
+    router.add_json("/huge", lambda value: 2**70 + value)  # beyond what msgspec writes
+    events = []
+    async with running(router, events=events) as (rpc, url), rpc_connect(url) as client:
+        assert await client.call_json("/echo", [1, "a"]) == [1, "a"]
+        (connection,) = rpc.shutdown_token._connections
+        assert isinstance(connection._plain, PlainCalls)
+        with pytest.raises(ServerError) as info:
+            await client.call_json("/crash", 1)
+        assert (info.value.code, info.value.message) == (9, "handler panicked")
+        assert await client.call_json("/point", 3) == {"x": 3}
+        assert await client.call_json("/deferred", 4) == {"later": 4}
+        assert await client.call_json("/huge", 1) == 2**70 + 1
+        router.add_json("/added", lambda value: value * 2)  # after the connection began
+        assert await client.call_json("/added", 21) == 42
+        await until(lambda: len(events) == 1)
+    (event,) = events
+    assert isinstance(event, HandlerCrash)
+    assert event.path == "/crash"
+    assert isinstance(event.__cause__, ZeroDivisionError)
+    assert event.__cause__.__traceback__ is not None

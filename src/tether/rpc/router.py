@@ -510,7 +510,7 @@ class Router:
         # of the plain types are never awaitable: no inspect.isawaitable() call for them.
         if type(result) not in PLAIN_RESULT_TYPES:
             if inspect.isawaitable(result):
-                return self._finish(route, message, _context(ctx, message), report, result)
+                return self._finish(route, message, ctx, report, result)
         elif plain_json and not message.notify:
             try:
                 body = encode_json_body(result)
@@ -529,7 +529,7 @@ class Router:
         self,
         route: Route,
         message: Message,
-        ctx: CallContext,
+        ctx: CallContext | ContextFactory,
         report: CrashReporter | None,
         pending: Awaitable[Any],
     ) -> bytes | None:
