@@ -695,25 +695,20 @@ def py_plain_call(
     call. The C accelerator's ``PlainCalls`` (see :func:`plain_calls`) gives the same
     results.
     """
-    if type(data) is not bytes or len(codec) != 2 or len(data) < HEADER_SIZE:
+    if type(data) is not bytes or len(codec) != 2:
         return None
-    (length, spec, version, notify, _, id, query_length, body_length, query_format,
-     body_format, ec) = _unpack_header(data)  # fmt: skip
-    if spec != SPEC_MAGIC or version != VERSION or notify or ec:
+    try:
+        message = _decode(data, None if max_size < 0 else max_size)
+    except RepeError:
         return None
-    if query_format != QueryFormat.JSON_POINTER or body_format != _JSON_BODY:
+    if message.notify or message.ec or message.query_format != QueryFormat.JSON_POINTER:
         return None
-    if (0 <= max_size < length) or length != len(data):
-        return None
-    body_start = HEADER_SIZE + query_length
-    if body_start + body_length != length:
-        return None
-    func = routes.get(data[HEADER_SIZE:body_start])
+    func = routes.get(bytes(message.query)) if message.body_format == _JSON_BODY else None
     if func is None:
         return None
     loads, dumps = codec
     try:
-        value = loads(data[body_start:])
+        value = loads(bytes(message.body))
     except Exception:
         return None
     try:
@@ -726,7 +721,7 @@ def py_plain_call(
         body = dumps(result)
     except Exception:
         return (result, None)
-    return py_encode_response(id, body, _JSON_BODY)
+    return py_encode_response(message.id, body, _JSON_BODY)
 
 
 def plain_calls(
