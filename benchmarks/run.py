@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import shutil
@@ -143,6 +144,13 @@ def median_of_rounds(rounds: list[Result]) -> Result:
     )
 
 
+def paired_ratios(a: Result, b: Result) -> list[float]:
+    """``a``'s figure over ``b``'s in every round both measured, sorted."""
+    return sorted(
+        x / y for x, y in zip(a.round_values, b.round_values, strict=False) if x is not None and y
+    )
+
+
 def paired_ratio(a: Result, b: Result) -> float | None:
     """The median over rounds of ``a``'s figure over ``b``'s in the same round.
 
@@ -150,15 +158,51 @@ def paired_ratio(a: Result, b: Result) -> float | None:
     the VM's drift between rounds than the ratio of the two medians; ``None`` with fewer
     than two rounds measured by both.
     """
-    ratios = sorted(
-        x / y for x, y in zip(a.round_values, b.round_values, strict=False) if x is not None and y
-    )
+    ratios = paired_ratios(a, b)
     if len(ratios) < 2:
         return None
     middle = len(ratios) // 2
     if len(ratios) % 2:
         return ratios[middle]
     return (ratios[middle - 1] + ratios[middle]) / 2
+
+
+def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float] | None:
+    """A distribution-free confidence interval for the median of what ``values`` sample.
+
+    The interval runs from the k-th smallest to the k-th largest value, with the largest
+    k for which fewer than k of n values fall below the median with probability at most
+    (1 - confidence) / 2 (each value is below it with probability 1/2: a binomial tail).
+    It assumes only that the rounds are independent draws of one distribution, not that
+    they are normal. ``None`` when there are too few values for that confidence.
+    """
+    ordered = sorted(values)
+    n = len(ordered)
+    tail = (1.0 - confidence) / 2
+    k = 0
+    below = 0.0  # P(fewer than k + 1 of the n values below the median)
+    while k < n // 2:
+        below += math.comb(n, k) / 2**n
+        if below > tail:
+            break
+        k += 1
+    if k == 0:
+        return None
+    return ordered[k - 1], ordered[n - k]
+
+
+def paired_cell(a: Result, b: Result) -> str:
+    """The paired ratio with its 95% interval and the rounds ``a`` was ahead in."""
+    ratio = paired_ratio(a, b)
+    if ratio is None:
+        return ""
+    ratios = paired_ratios(a, b)
+    cell = f"paired {ratio:.2f}x"
+    interval = median_interval(ratios)
+    if interval is not None:
+        cell += f" (95% {interval[0]:.2f}-{interval[1]:.2f}x"
+        cell += f", ahead in {sum(r > 1.0 for r in ratios)} of {len(ratios)})"
+    return cell
 
 
 # Processes
@@ -380,8 +424,8 @@ def target_cell(results: list[Result], r: Result) -> str:
     ratio = r.value / peer.value
     met = ratio >= goal if kind == ">=" else ratio <= goal
     cell = f"{ratio:.2f}x {peer.server} ({kind}{goal}): {'met' if met else 'NOT met'}"
-    paired = paired_ratio(r, peer)
-    return cell if paired is None else f"{cell}; paired {paired:.2f}x"
+    paired = paired_cell(r, peer)
+    return f"{cell}; {paired}" if paired else cell
 
 
 def rpc_target_cell(results: list[Result], r: Result) -> str:

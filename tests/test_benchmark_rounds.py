@@ -76,6 +76,28 @@ def test_the_target_cell_shows_the_paired_ratio(run):
     assert cell == "1.00x picows (>=1.0): met; paired 1.00x"
 
 
+def test_the_median_interval_is_the_binomial_order_statistics(run):
+    # Five values cannot give 95%: both extremes fall on one side of the median with
+    # probability 2/32. Six can: 2/64.
+    assert run.median_interval([1.0, 2.0, 3.0, 4.0, 5.0]) is None
+    assert run.median_interval([6.0, 1.0, 5.0, 2.0, 4.0, 3.0]) == (1.0, 6.0)
+    # The published table for 31 values: the 10th and the 22nd.
+    values = [float(v) for v in range(31, 0, -1)]
+    assert run.median_interval(values) == (10.0, 22.0)
+    assert run.median_interval(values, confidence=0.5) == (14.0, 18.0)
+    assert run.median_interval([]) is None
+
+
+def test_the_target_cell_gives_the_interval_and_the_rounds_ahead(run):
+    def rounds(server, values):
+        return run.median_of_rounds([run.Result(2, server, "asyncio", v, "msg/s") for v in values])
+
+    tether = rounds("tether", [11.0, 9.0, 10.5, 12.0, 9.5, 10.0, 13.0])
+    picows = rounds("picows", [10.0] * 7)
+    cell = run.target_cell([tether, picows], tether)
+    assert cell == "1.05x picows (>=1.0): met; paired 1.05x (95% 0.90-1.30x, ahead in 4 of 7)"
+
+
 def test_tether_is_measured_next_to_picows_in_every_round(run):
     servers = [*run.LIBRARIES, run.CALIBRATION]
     for number in range(2):
