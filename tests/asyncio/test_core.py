@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tether.asyncio import _core, _speedups
+from tether.asyncio import _core, _speedups, transport as transport_module
 from tether.asyncio.client import connect
 from tether.asyncio.connection import Connection
 from tether.asyncio.server import serve
@@ -54,6 +54,7 @@ def test_the_c_core_is_the_one_in_use():
     assert Connection.__mro__[1] is _speedups.ConnectionCore
     assert _core.wake is _speedups.wake
     assert _speedups.COALESCE_FRAMES == _core.COALESCE_FRAMES
+    assert _speedups.MAX_READS == transport_module._MAX_READS
 
 
 def test_connection_tests_pass_with_the_python_core():

@@ -1,10 +1,13 @@
 """tether's socket transport and accept loop, over real loopback sockets."""
 
 import asyncio
+import fcntl
 import logging
+import os
 import resource
 import socket
 import struct
+import termios
 
 import pytest
 import uvloop
@@ -243,6 +246,100 @@ async def test_reading_can_be_paused_and_resumed(pair):
     transport.resume_reading()
     assert transport.is_reading()
     await until(lambda: protocol.data == b"while paused")
+
+
+class ReadSizes(Recorder):
+    """A Recorder with a small buffer that keeps the size of every read."""
+
+    def __init__(self, pause_after=None):
+        super().__init__()
+        self.buffer = bytearray(4096)
+        self.reads = []
+        self.pause_after = pause_after
+
+    def buffer_updated(self, nbytes):
+        super().buffer_updated(nbytes)
+        self.reads.append(nbytes)
+        if len(self.reads) == self.pause_after:
+            self.transport.pause_reading()
+
+
+def queued(sock):
+    """Bytes waiting in ``sock``'s receive queue."""
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, bytes(4)))[0]
+
+
+def loop_read_callback(transport):
+    """Call the read callback the event loop calls: the C one, or the Python one without it."""
+    if transport_module._c_read_ready is not None:
+        transport_module._c_read_ready(transport)
+    else:
+        transport._read_ready()
+
+
+READ_CALLBACKS = {"loop": loop_read_callback, "python": SocketTransport._read_ready}
+
+
+async def queued_transport(protocol, size):
+    """A SocketTransport for ``protocol`` with ``size`` random bytes waiting to be read."""
+    ours, peer = tcp_pair()
+    transport = SocketTransport(asyncio.get_running_loop(), ours, protocol, peer.getsockname())
+    transport.pause_reading()
+    data = os.urandom(size)
+    peer.setblocking(True)
+    peer.sendall(data)  # fits in the loopback socket buffers
+    await until(lambda: queued(ours) == size)
+    transport.resume_reading()
+    return transport, peer, data
+
+
+@pytest.mark.parametrize("read", READ_CALLBACKS.values(), ids=READ_CALLBACKS.keys())
+async def test_a_read_that_fills_the_buffer_is_followed_by_another(read):
+    protocol = ReadSizes()
+    size, limit = len(protocol.buffer), transport_module._MAX_READS
+    transport, peer, data = await queued_transport(protocol, size * (limit + 1) + 100)
+    try:
+        # One callback reads again while each read fills the buffer, up to the bound.
+        read(transport)
+        assert protocol.reads == [size] * limit
+        # The next one takes the rest: a read that does not fill the buffer ends it.
+        read(transport)
+        assert protocol.reads == [size] * (limit + 1) + [100]
+        assert protocol.data == data
+        read(transport)  # nothing left to read
+        assert len(protocol.reads) == limit + 2
+    finally:
+        transport.abort()
+        await protocol.lost
+        peer.close()
+
+
+@pytest.mark.parametrize("read", READ_CALLBACKS.values(), ids=READ_CALLBACKS.keys())
+async def test_reading_again_stops_when_the_protocol_pauses_or_closes(read):
+    protocol = ReadSizes(pause_after=2)
+    size = len(protocol.buffer)
+    transport, peer, _ = await queued_transport(protocol, size * 8)
+    try:
+        read(transport)
+        assert protocol.reads == [size, size]
+        assert not transport.is_reading()
+        transport.resume_reading()
+        reads_then_closes = []
+
+        def close_after_a_read(nbytes):
+            reads_then_closes.append(nbytes)
+            transport.abort()
+
+        protocol.buffer_updated = close_after_a_read
+        read(transport)
+        assert reads_then_closes == [size]
+        assert transport.is_closing()
+        read(transport)  # a callback collected before the close reads nothing
+        assert reads_then_closes == [size]
+    finally:
+        transport.abort()
+        await protocol.lost
+        peer.close()
 
 
 async def test_write_eof_half_closes(pair):

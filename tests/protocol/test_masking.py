@@ -1,4 +1,5 @@
 import os
+import platform
 import random
 
 import pytest
@@ -87,3 +88,69 @@ def test_masked_frames_refuse_bad_arguments(impl):
             fn(first, b"data", b"abcd")
     with pytest.raises(TypeError):
         fn(0x82, "text", b"abcd")
+
+
+def _masking_loops():
+    """The names of the C accelerator's masking loops that this machine runs."""
+    from tether.protocol import _speedups
+
+    names = []
+    for name in ("portable", "sse2", "avx2"):
+        try:
+            previous = _speedups._set_masking(name)
+        except ValueError:
+            continue
+        _speedups._set_masking(previous)
+        names.append(name)
+    return names
+
+
+MASKING_LOOPS = _masking_loops()
+
+
+def test_the_widest_masking_loop_is_picked():
+    from tether.protocol import _speedups
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        assert MASKING_LOOPS == ["portable"]
+        return
+    with open("/proc/cpuinfo") as cpuinfo:
+        avx2 = " avx2" in cpuinfo.read()
+    assert MASKING_LOOPS == ["portable", "sse2", "avx2"] if avx2 else ["portable", "sse2"]
+    assert _speedups.MASKING == MASKING_LOOPS[-1]
+    with pytest.raises(ValueError, match="no masking loop 'neon'"):
+        _speedups._set_masking("neon")
+    with pytest.raises(TypeError):
+        _speedups._set_masking(b"avx2")
+
+
+@pytest.fixture(params=MASKING_LOOPS)
+def masking_loop(request):
+    from tether.protocol import _speedups
+
+    previous = _speedups._set_masking(request.param)
+    yield request.param
+    assert _speedups._set_masking(previous) == request.param
+
+
+LENGTHS = [*range(0, 140), 255, 256, 1000, 4096 + 5, 65536 + 3, (1 << 20) + 7]
+
+
+def test_every_masking_loop_agrees_with_python(masking_loop):
+    from tether.protocol._speedups import Payload, apply_mask as c_apply_mask
+
+    rng = random.Random(masking_loop)
+    for n in LENGTHS:
+        data = rng.randbytes(n)
+        mask = rng.randbytes(4)
+        offset = rng.randrange(0, 8)
+        expected = masking.py_apply_mask(data, mask, offset)
+        assert c_apply_mask(data, mask, offset) == expected
+        # Unaligned input, and the payload's copy-and-mask and in-place paths.
+        assert c_apply_mask(memoryview(b"x" + data)[1:], mask, offset) == expected
+        # Masked with the key from position 3, then the tail unmasked in place.
+        payload = Payload(n + 3)
+        payload.fill(3, data, mask)
+        start = rng.randrange(0, n + 1)
+        payload.unmask(3 + start, 3 + n, mask)
+        assert payload.take()[3:] == masking.py_apply_mask(data[:start], mask, 3) + data[start:]

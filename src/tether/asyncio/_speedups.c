@@ -1807,67 +1807,97 @@ transport_fail(PyObject *transport, const char *message)
     return res;
 }
 
-static PyObject *
-transport_read_ready(PyObject *module, PyObject *transport)
+/* Reads per read callback while each one fills the buffer it was given (transport.py's
+ * _MAX_READS): a full buffer means the socket likely holds more, which is read at once
+ * instead of after another turn of the event loop; the bound keeps one busy connection
+ * from holding the loop. */
+#define MAX_READS 4
+
+/* One recv into the protocol's buffer and its hand-over: 1 if the read filled the
+ * buffer, 0 if not (or the socket had nothing), -1 with an exception set. *res holds the
+ * callback's result once it is decided (EOF or a reported failure). */
+static int
+transport_read_once(PyObject *transport, PyObject *protocol, int fd, PyObject **res)
 {
-    int closed = transport_none(transport, T_SOCK);
-    if (closed != 0) {
-        return closed < 0 ? NULL : Py_NewRef(Py_None);
-    }
-    int reading = transport_flag(transport, T_READER_ON);
-    if (reading <= 0) {
-        return reading < 0 ? NULL : Py_NewRef(Py_None);
-    }
-    int fd = transport_fd(transport);
-    if (fd < 0) {
-        return NULL;
-    }
-    PyObject *protocol = transport_get(transport, T_PROTOCOL);
-    if (protocol == NULL) {
-        return NULL;
-    }
-    PyObject *res = NULL;
     PyObject *buffer = PyObject_CallMethodOneArg(protocol, str_get_buffer, minus_one);
     if (buffer == NULL) {
-        res = transport_fail(transport, "protocol.get_buffer() failed");
-        goto done;
+        *res = transport_fail(transport, "protocol.get_buffer() failed");
+        return *res == NULL ? -1 : 0;
     }
     Py_buffer view;
     if (PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE) < 0) {
         Py_DECREF(buffer);
-        goto done;
+        return -1;
     }
-    ssize_t n = recv(fd, view.buf, (size_t)view.len, 0);
+    Py_ssize_t size = view.len;
+    ssize_t n = recv(fd, view.buf, (size_t)size, 0);
     int error = errno;
     PyBuffer_Release(&view);
     Py_DECREF(buffer);
     if (n < 0) {
         if (error == EAGAIN || error == EWOULDBLOCK || error == EINTR) {
-            res = Py_NewRef(Py_None);
-            goto done;
+            return 0;
         }
         errno = error;
         PyErr_SetFromErrno(PyExc_OSError);
-        res = transport_fail(transport, "socket.recv_into() failed");
-        goto done;
+        *res = transport_fail(transport, "socket.recv_into() failed");
+        return *res == NULL ? -1 : 0;
     }
     if (n == 0) {
         /* EOF from the peer. */
-        res = PyObject_CallMethodOneArg(transport, str_read_eof, protocol);
-        goto done;
+        *res = PyObject_CallMethodOneArg(transport, str_read_eof, protocol);
+        return *res == NULL ? -1 : 0;
     }
     PyObject *count = PyLong_FromSsize_t(n);
     if (count == NULL) {
-        goto done;
+        return -1;
     }
-    res = PyObject_CallMethodOneArg(protocol, str_buffer_updated, count);
+    PyObject *r = PyObject_CallMethodOneArg(protocol, str_buffer_updated, count);
     Py_DECREF(count);
-    if (res == NULL) {
-        res = transport_fail(transport, "protocol.buffer_updated() failed");
+    if (r == NULL) {
+        *res = transport_fail(transport, "protocol.buffer_updated() failed");
+        return *res == NULL ? -1 : 0;
     }
-done:
-    Py_DECREF(protocol);
-    return res;
+    Py_DECREF(r);
+    return n == size;
+}
+
+static PyObject *
+transport_read_ready(PyObject *module, PyObject *transport)
+{
+    for (int reads = 0; reads < MAX_READS; reads++) {
+        /* Checked before every read: the protocol may have paused reading, closed the
+         * transport or been replaced during the one before. */
+        int closed = transport_none(transport, T_SOCK);
+        if (closed != 0) {
+            return closed < 0 ? NULL : Py_NewRef(Py_None);
+        }
+        int reading = transport_flag(transport, T_READER_ON);
+        if (reading <= 0) {
+            return reading < 0 ? NULL : Py_NewRef(Py_None);
+        }
+        int fd = transport_fd(transport);
+        if (fd < 0) {
+            return NULL;
+        }
+        PyObject *protocol = transport_get(transport, T_PROTOCOL);
+        if (protocol == NULL) {
+            return NULL;
+        }
+        PyObject *res = NULL;
+        int full = transport_read_once(transport, protocol, fd, &res);
+        Py_DECREF(protocol);
+        if (full < 0) {
+            return NULL;
+        }
+        if (res != NULL) {
+            return res;
+        }
+        if (!full) {
+            break;
+        }
+    }
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -2113,7 +2143,8 @@ PyInit__speedups(void)
         PyModule_AddObject(module, "Receive", (PyObject *)&ReceiveType) < 0 ||
         PyModule_AddObject(module, "Done", (PyObject *)&DoneType) < 0 ||
         PyModule_AddObject(module, "DONE", done_singleton) < 0 ||
-        PyModule_AddIntConstant(module, "COALESCE_FRAMES", COALESCE_FRAMES) < 0) {
+        PyModule_AddIntConstant(module, "COALESCE_FRAMES", COALESCE_FRAMES) < 0 ||
+        PyModule_AddIntConstant(module, "MAX_READS", MAX_READS) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -7,6 +7,7 @@ from ..protocol.connection import Protocol
 from ..types import Data
 
 COALESCE_FRAMES: int
+MAX_READS: int
 
 class Receive:
     _asyncio_future_blocking: bool | None

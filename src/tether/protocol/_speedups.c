@@ -12,15 +12,11 @@
 
 #include "_protocol_core.h"
 
-/* XOR n bytes of in with the 4-byte key m, starting at key position offset % 4.
- * Where the compiler and the C library can pick a version per CPU at load time, an AVX2
- * build of the same loop (wider vectors) is used on CPUs that have it. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-__attribute__((target_clones("avx2", "default")))
-#endif
+/* XOR n bytes of in with the 4-byte key m, starting at key position offset % 4, eight
+ * bytes at a time; in and out are the same buffer or do not overlap. */
 static void
-xor_mask(const unsigned char *in, unsigned char *out, Py_ssize_t n,
-         const unsigned char *m, Py_ssize_t offset)
+xor_mask_portable(const unsigned char *in, unsigned char *out, Py_ssize_t n,
+                  const unsigned char *m, Py_ssize_t offset)
 {
     unsigned char key[8];
     for (int k = 0; k < 8; k++) {
@@ -38,6 +34,123 @@ xor_mask(const unsigned char *in, unsigned char *out, Py_ssize_t n,
     for (; i < n; i++) {
         out[i] = in[i] ^ key[i & 3];
     }
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define XOR_MASK_X86 1
+
+/* The four key bytes in the order they apply from key position offset, as one word. */
+static inline int32_t
+key_word(const unsigned char *m, Py_ssize_t offset)
+{
+    unsigned char key[4] = {m[offset & 3], m[(offset + 1) & 3], m[(offset + 2) & 3],
+                            m[(offset + 3) & 3]};
+    int32_t word;
+    memcpy(&word, key, 4);
+    return word;
+}
+
+/* The same with 16-byte vectors (SSE2: every x86-64 CPU has it). Written with vector
+ * types rather than left to the compiler: its vectorized loop checks that in and out do
+ * not overlap and runs the scalar loop when they are the same buffer, which is how a
+ * large payload is unmasked. */
+static void
+xor_mask_sse2(const unsigned char *in, unsigned char *out, Py_ssize_t n,
+              const unsigned char *m, Py_ssize_t offset)
+{
+    __m128i k128 = _mm_set1_epi32(key_word(m, offset));
+    Py_ssize_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m128i chunk = _mm_loadu_si128((const __m128i *)(in + i));
+        _mm_storeu_si128((__m128i *)(out + i), _mm_xor_si128(chunk, k128));
+    }
+    /* i is a multiple of 16, so the key position is still offset. */
+    xor_mask_portable(in + i, out + i, n - i, m, offset);
+}
+
+/* With 32-byte vectors, two per iteration, on CPUs that have AVX2. */
+__attribute__((target("avx2"))) static void
+xor_mask_avx2(const unsigned char *in, unsigned char *out, Py_ssize_t n,
+              const unsigned char *m, Py_ssize_t offset)
+{
+    __m256i k256 = _mm256_set1_epi32(key_word(m, offset));
+    Py_ssize_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(in + i));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(in + i + 32));
+        _mm256_storeu_si256((__m256i *)(out + i), _mm256_xor_si256(a, k256));
+        _mm256_storeu_si256((__m256i *)(out + i + 32), _mm256_xor_si256(b, k256));
+    }
+    for (; i + 32 <= n; i += 32) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(in + i));
+        _mm256_storeu_si256((__m256i *)(out + i), _mm256_xor_si256(a, k256));
+    }
+    xor_mask_portable(in + i, out + i, n - i, m, offset);
+}
+
+#endif
+
+/* The unmasking loop in use: the widest this CPU runs, picked when the module loads. */
+static void (*xor_mask)(const unsigned char *, unsigned char *, Py_ssize_t,
+                        const unsigned char *, Py_ssize_t) = xor_mask_portable;
+static const char *xor_mask_name = "portable";
+
+/* Use the loop called name; 0 if this build or CPU has none of that name. */
+static int
+use_xor_mask(const char *name)
+{
+    if (strcmp(name, "portable") == 0) {
+        xor_mask = xor_mask_portable;
+    }
+#ifdef XOR_MASK_X86
+    else if (strcmp(name, "sse2") == 0) {
+        xor_mask = xor_mask_sse2;
+    }
+    else if (strcmp(name, "avx2") == 0 && __builtin_cpu_supports("avx2")) {
+        xor_mask = xor_mask_avx2;
+    }
+#endif
+    else {
+        return 0;
+    }
+    xor_mask_name = name;
+    return 1;
+}
+
+static void
+pick_xor_mask(void)
+{
+#ifdef XOR_MASK_X86
+    __builtin_cpu_init();
+    if (!use_xor_mask("avx2")) {
+        use_xor_mask("sse2");
+    }
+#endif
+}
+
+/* _set_masking(name) -> the previous name: every loop this machine runs can be tested
+ * against the pure-Python masking. */
+static PyObject *
+set_masking(PyObject *self, PyObject *arg)
+{
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "the name of a masking loop is required");
+        return NULL;
+    }
+    const char *previous = xor_mask_name;
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (name == NULL) {
+        return NULL;
+    }
+    static const char *const names[] = {"portable", "sse2", "avx2"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(name, names[i]) == 0 && use_xor_mask(names[i])) {
+            return PyUnicode_FromString(previous);
+        }
+    }
+    PyErr_Format(PyExc_ValueError, "no masking loop %R on this machine", arg);
+    return NULL;
 }
 
 /* XOR n bytes from in to out with the mask at key position offset, without the GIL when
@@ -1479,6 +1592,10 @@ static PyTypeObject ProtocolCoreType = {
 };
 
 static PyMethodDef speedups_methods[] = {
+    {"_set_masking", set_masking, METH_O,
+     "_set_masking(name) -> str\n\n"
+     "Use the masking loop called name (\"portable\", \"sse2\", \"avx2\") and return the\n"
+     "name of the one it replaces; ValueError if this build or CPU has none of that name."},
     {"scan_head", scan_head, METH_O,
      "scan_head(head) -> (target, fields) | None\n\n"
      "Split a GET HTTP/1.1 request head of visible ASCII into its target and its fields\n"
@@ -1528,6 +1645,7 @@ PyInit__speedups(void)
     if (struct_error == NULL) {
         return NULL;
     }
+    pick_xor_mask();
     str_receive_more = PyUnicode_InternFromString("_receive_more");
     str_send_data = PyUnicode_InternFromString("_send_data");
     if (str_receive_more == NULL || str_send_data == NULL) {
@@ -1549,7 +1667,8 @@ PyInit__speedups(void)
     }
     if (PyModule_AddObjectRef(module, "Payload", (PyObject *)&PayloadType) < 0 ||
         PyModule_AddObjectRef(module, "ProtocolCore", (PyObject *)&ProtocolCoreType) < 0 ||
-        PyModule_AddObjectRef(module, "PlainCalls", (PyObject *)&PlainCallsType) < 0) {
+        PyModule_AddObjectRef(module, "PlainCalls", (PyObject *)&PlainCallsType) < 0 ||
+        PyModule_AddStringConstant(module, "MASKING", xor_mask_name) < 0) {
         Py_DECREF(module);
         return NULL;
     }
