@@ -158,7 +158,11 @@ def paired_ratio(a: Result, b: Result) -> float | None:
     the VM's drift between rounds than the ratio of the two medians; ``None`` with fewer
     than two rounds measured by both.
     """
-    ratios = paired_ratios(a, b)
+    return sorted_median(paired_ratios(a, b))
+
+
+def sorted_median(ratios: list[float]) -> float | None:
+    """The median of sorted ``ratios``; ``None`` with fewer than two."""
     if len(ratios) < 2:
         return None
     middle = len(ratios) // 2
@@ -193,10 +197,10 @@ def median_interval(values: list[float], confidence: float = 0.95) -> tuple[floa
 
 def paired_cell(a: Result, b: Result) -> str:
     """The paired ratio with its 95% interval and the rounds ``a`` was ahead in."""
-    ratio = paired_ratio(a, b)
+    ratios = paired_ratios(a, b)
+    ratio = sorted_median(ratios)
     if ratio is None:
         return ""
-    ratios = paired_ratios(a, b)
     cell = f"paired {ratio:.2f}x"
     interval = median_interval(ratios)
     if interval is not None:

@@ -82,11 +82,8 @@ xor_mask_avx2(const unsigned char *in, unsigned char *out, Py_ssize_t n,
         _mm256_storeu_si256((__m256i *)(out + i), _mm256_xor_si256(a, k256));
         _mm256_storeu_si256((__m256i *)(out + i + 32), _mm256_xor_si256(b, k256));
     }
-    for (; i + 32 <= n; i += 32) {
-        __m256i a = _mm256_loadu_si256((const __m256i *)(in + i));
-        _mm256_storeu_si256((__m256i *)(out + i), _mm256_xor_si256(a, k256));
-    }
-    xor_mask_portable(in + i, out + i, n - i, m, offset);
+    /* Under 64 bytes left, at key position offset again: the 16-byte loop takes them. */
+    xor_mask_sse2(in + i, out + i, n - i, m, offset);
 }
 
 #endif
@@ -102,20 +99,22 @@ use_xor_mask(const char *name)
 {
     if (strcmp(name, "portable") == 0) {
         xor_mask = xor_mask_portable;
+        xor_mask_name = "portable";
+        return 1;
     }
 #ifdef XOR_MASK_X86
-    else if (strcmp(name, "sse2") == 0) {
+    if (strcmp(name, "sse2") == 0) {
         xor_mask = xor_mask_sse2;
+        xor_mask_name = "sse2";
+        return 1;
     }
-    else if (strcmp(name, "avx2") == 0 && __builtin_cpu_supports("avx2")) {
+    if (strcmp(name, "avx2") == 0 && __builtin_cpu_supports("avx2")) {
         xor_mask = xor_mask_avx2;
+        xor_mask_name = "avx2";
+        return 1;
     }
 #endif
-    else {
-        return 0;
-    }
-    xor_mask_name = name;
-    return 1;
+    return 0;
 }
 
 static void
@@ -143,11 +142,8 @@ set_masking(PyObject *self, PyObject *arg)
     if (name == NULL) {
         return NULL;
     }
-    static const char *const names[] = {"portable", "sse2", "avx2"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcmp(name, names[i]) == 0 && use_xor_mask(names[i])) {
-            return PyUnicode_FromString(previous);
-        }
+    if (use_xor_mask(name)) {
+        return PyUnicode_FromString(previous);
     }
     PyErr_Format(PyExc_ValueError, "no masking loop %R on this machine", arg);
     return NULL;
